@@ -1,0 +1,247 @@
+"""The ``levcustom`` command: parse, call, render, map errors to exit codes. Nothing else.
+
+Exit codes: 0 ok / no changes, 1 error, 2 changes pending (plan --detailed-exitcode),
+3 an eval gate blocked a deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from levcustom.errors import LevcustomError
+from levcustom.workspace import Workspace
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Infrastructure-as-code for fine-tuned models: plan, train, evaluate, gate, deploy.")
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+Root = Annotated[Path, typer.Option("--chdir", "-C", help="Repository root (holds conf/, specs/, levcustom.lock).")]
+SpecPaths = Annotated[Optional[list[Path]], typer.Argument(help="Spec files or folders (default: specs/).")]
+Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Extra config override key=value (repeatable).")]
+Targets = Annotated[Optional[list[str]], typer.Option("--target", help="Limit to these models (repeatable).")]
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def _ws(root: Path) -> Workspace:
+    root = root.resolve()
+    if not root.is_dir():
+        raise LevcustomError(f"{root}: no such folder")
+    return Workspace(root)
+
+
+def _paths(ws: Workspace, paths: list[Path] | None) -> list[Path]:
+    return paths or [ws.specs_dir]
+
+
+def main() -> None:
+    """Console entry point: every expected failure is one clear line (never a traceback)."""
+    try:
+        app(standalone_mode=False)
+    except LevcustomError as exc:
+        err_console.print(f"Error: {exc}", markup=False, soft_wrap=True, style="red")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("Interrupted: the lockfile is consistent; run apply again to resume.", style="red")
+        sys.exit(1)
+    except OSError as exc:
+        err_console.print(f"Error: {exc}", markup=False, style="red")
+        sys.exit(1)
+    except Exception as exc:  # click's usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            err_console.print("Aborted.", style="red")
+            sys.exit(1)
+        raise
+
+
+@app.command()
+def validate(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None) -> None:
+    """Check specs and their resolved configs; report every error with file:line:column."""
+    from levcustom.plan.desired import load_and_resolve
+
+    ws = _ws(root)
+    specs, _ = load_and_resolve(ws, _paths(ws, paths), set_ or [])
+    console.print(f"[green]Success![/] {len(specs)} spec{'s' if len(specs) != 1 else ''} valid.")
+
+
+@app.command()
+def schema(output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to a file.")] = None) -> None:
+    """Print (or write) the JSON Schema of spec files, for editor completion."""
+    from levcustom.spec.jsonschema import spec_json_schema
+
+    text = json.dumps(spec_json_schema(), indent=2)
+    if output:
+        output.write_text(text + "\n")
+        console.print(f"Wrote {output}. Add to a spec: # yaml-language-server: $schema={output}")
+    else:
+        print(text)
+
+
+@app.command()
+def config(model: str, root: Root = Path("."), set_: Sets = None, paths: SpecPaths = None) -> None:
+    """Print the resolved config of MODEL (Hydra groups + spec + overrides + --set)."""
+    from levcustom.plan.desired import load_and_resolve
+
+    ws = _ws(root)
+    specs, configs = load_and_resolve(ws, _paths(ws, paths), set_ or [])
+    if model not in configs:
+        raise LevcustomError(f"no spec defines model {model!r} (models: {', '.join(sorted(configs))})")
+    import yaml
+
+    print(yaml.safe_dump(configs[model].model_dump(mode="json"), sort_keys=False), end="")
+
+
+@app.command()
+def plan(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None, target: Targets = None,
+         out: Annotated[Optional[Path], typer.Option("-out", "--out", help="Save the plan for apply.")] = None,
+         json_: Annotated[bool, typer.Option("--json", help="Machine-readable plan.")] = False,
+         format_: Annotated[Format, typer.Option("--format")] = Format.text,
+         detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
+                                                         help="Exit 0 no changes, 2 changes, 1 error.")] = False,
+         purge: Annotated[bool, typer.Option("--purge", help="Destroy deletes artifacts too.")] = False) -> None:
+    """Show what apply would do, and why. Read-only: no credentials, no jobs, no ML imports."""
+    from levcustom.plan.desired import make_plan
+    from levcustom.plan.planfile import save_plan
+    from levcustom.state.lockfile import read_lock
+
+    ws = _ws(root)
+    lock = read_lock(ws.lockfile)
+    the_plan, _ = make_plan(ws, lock, _paths(ws, paths), sets=set_, targets=target, purge=purge)
+    _render(the_plan, Format.json if json_ else format_)
+    if out:
+        save_plan(the_plan, out)
+        if not json_ and format_ is Format.text:
+            console.print(f"\nSaved the plan to {out}. To perform exactly these actions, run: levcustom apply {out}")
+    if detailed_exitcode and the_plan.has_changes:
+        raise typer.Exit(2)
+
+
+def _render(the_plan, fmt: Format) -> None:
+    from levcustom.plan.render import render_json, render_markdown, render_text
+
+    if fmt is Format.json:
+        print(render_json(the_plan))
+    elif fmt is Format.markdown:
+        print(render_markdown(the_plan), end="")
+    else:
+        console.print(render_text(the_plan))
+
+
+@app.command()
+def apply(plan_file: Annotated[Optional[Path], typer.Argument(help="A plan saved with plan -out.")] = None,
+          root: Root = Path("."), set_: Sets = None, target: Targets = None,
+          specs: Annotated[Optional[list[Path]], typer.Option("--specs", help="Spec files or folders.")] = None,
+          auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation.")] = False,
+          parallelism: Annotated[int, typer.Option(help="Models applied at once.")] = 4,
+          purge: Annotated[bool, typer.Option("--purge", help="Destroy deletes artifacts too.")] = False) -> None:
+    """Build datasets, train, evaluate, gate and deploy what the plan says, resumably."""
+    from levcustom.apply.executor import execute
+    from levcustom.apply.progress import PlainReporter, RichReporter
+    from levcustom.plan.desired import make_plan
+    from levcustom.plan.planfile import check_fresh, load_plan
+    from levcustom.state.lockfile import StateStore
+    from levcustom.state.statelock import StateLock
+
+    ws = _ws(root)
+    saved = load_plan(plan_file) if plan_file else None
+    with StateLock(ws.state_lock, "apply"):
+        store = StateStore(ws.lockfile)
+        the_plan, ctx = make_plan(ws, store.lock, _paths(ws, specs),
+                                  sets=set_, targets=saved.targets if saved else target,
+                                  purge=saved.purge if saved else purge)
+        if saved:
+            check_fresh(saved, store.lock, the_plan)
+        _render(the_plan, Format.text)
+        if not the_plan.has_changes:
+            return
+        if not (auto_approve or saved):
+            if not sys.stdin.isatty():
+                raise LevcustomError("apply needs confirmation: run it in a terminal, pass --auto-approve, "
+                                     "or apply a saved plan file")
+            if not typer.confirm("\nDo you want to perform these actions?"):
+                raise LevcustomError("apply cancelled")
+        console.print()
+        reporter = RichReporter(console) if console.is_terminal else PlainReporter(console)
+        try:
+            outcome = execute(the_plan, ctx, store, reporter, parallelism=parallelism)
+        finally:
+            reporter.close()
+    c = outcome.counts()
+    console.print(f"\n[bold]Apply complete![/] Stages: {c['add']} added, {c['change']} changed, "
+                  f"{c['destroy']} destroyed.")
+    for name, why in outcome.failed.items():
+        err_console.print(f"Error: {name}: {why}", markup=False, style="red")
+    for why in outcome.gated.values():
+        err_console.print(f"Gate: {why}", markup=False, style="yellow")
+    if outcome.failed:
+        raise typer.Exit(1)
+    if outcome.gated:
+        raise typer.Exit(3)
+
+
+@app.command()
+def show(model: Annotated[Optional[str], typer.Argument()] = None, root: Root = Path("."),
+         json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print the state: per model, each stage's fingerprint, artifacts, scores and deployment."""
+    from levcustom.state.lockfile import read_lock
+    from levcustom.state.show import render_state
+
+    ws = _ws(root)
+    lock = read_lock(ws.lockfile)
+    if model and model not in lock.models:
+        raise LevcustomError(f"model {model!r} is not in the lockfile")
+    if json_:
+        data = lock.model_dump(mode="json", exclude_none=True)
+        print(json.dumps(data["models"].get(model) if model else data, indent=2, sort_keys=True))
+    else:
+        console.print(render_state(lock, model))
+
+
+@app.command()
+def resolve(agent: str, task: Annotated[Optional[str], typer.Option(help="Task type.")] = None,
+            root: Root = Path("."), json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Which model AGENT should use (for TASK): model name, provider, base model and adapter/model id."""
+    from dataclasses import asdict
+
+    from levcustom.deploy.registry import resolve as resolve_agent
+    from levcustom.state.lockfile import read_lock
+
+    ws = _ws(root)
+    r = resolve_agent(read_lock(ws.lockfile), agent, task)
+    if json_:
+        print(json.dumps(asdict(r), indent=2))
+    else:
+        console.print(f"{r.model}\tprovider={r.provider}\tbase={r.base_model}\tref={r.model_ref}", markup=False)
+
+
+@app.command()
+def unlock(lock_id: str, root: Root = Path(".")) -> None:
+    """Clear a stale state lock left by a crashed apply (needs the LOCK_ID the error printed)."""
+    from levcustom.state.statelock import force_unlock
+
+    held = force_unlock(_ws(root).state_lock, lock_id)
+    console.print(f"Unlocked (was held by {held.who}@{held.host} pid {held.pid} since {held.created}).",
+                  markup=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Resolve each spec's config from the Hydra tree in ``conf/``.
+
+Hydra's compose API is used once per distinct (provider, hardware) pair (~80 ms each);
+a spec's own ``training`` block, ``overrides`` and the CLI's ``--set`` are then merged with
+OmegaConf (~2 ms). Results are cached on disk keyed by the conf tree's content and the
+spec's config-relevant fields, so an unchanged repository imports no Hydra at all.
+Nothing named in a config is ever instantiated (``_target_`` is refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from levcustom.config.models import ResolvedConfig
+from levcustom.errors import Issue, SpecError
+from levcustom.spec.loader import LoadedSpec, _suggest, pydantic_issues
+from levcustom.spec.yamlload import Document, format_path
+
+GROUPS = ("provider", "hardware")
+
+
+def conf_digest(conf_dir: Path) -> str:
+    """Content hash of the whole conf tree (it is small: a few YAML files)."""
+    h = hashlib.sha256()
+    for f in sorted(conf_dir.rglob("*.yaml")):
+        h.update(str(f.relative_to(conf_dir)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+class ConfigResolver:
+    """Resolves specs to ``ResolvedConfig`` with a two-level cache (memory per group pair, disk per spec)."""
+
+    def __init__(self, conf_dir: Path, cache_file: Path | None = None, cli_sets: list[str] | None = None):
+        if not (conf_dir / "config.yaml").is_file():
+            raise SpecError([Issue(str(conf_dir / "config.yaml"), 0, 0, "", "Hydra root config not found")])
+        self.conf_dir = conf_dir.resolve()
+        self.cli_sets = list(cli_sets or [])
+        self.digest = conf_digest(self.conf_dir)
+        self.cache_file = cache_file
+        self._disk: dict[str, Any] = self._read_cache()
+        self._dirty = False
+        self._bases: dict[tuple[str, str], Any] = {}
+
+    def choices(self, group: str) -> list[str]:
+        return sorted(p.stem for p in (self.conf_dir / group).glob("*.yaml"))
+
+    def resolve_all(self, specs: list[LoadedSpec]) -> dict[str, ResolvedConfig]:
+        """Resolve every spec, reporting all config errors at once."""
+        out: dict[str, ResolvedConfig] = {}
+        issues: list[Issue] = []
+        for ls in specs:
+            try:
+                out[ls.name] = self.resolve(ls)
+            except SpecError as exc:
+                issues.extend(exc.issues)
+        self.save_cache()
+        if issues:
+            raise SpecError(issues)
+        return out
+
+    def resolve(self, ls: LoadedSpec) -> ResolvedConfig:
+        body = ls.model.spec
+        key_src = {"conf": self.digest, "provider": body.provider, "hardware": body.hardware,
+                   "training": body.training, "overrides": body.overrides, "sets": self.cli_sets}
+        key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()
+        cached = self._disk.get(key)
+        if cached is None:
+            cached = self._compose(ls)
+            self._disk[key] = cached
+            self._dirty = True
+        try:
+            return ResolvedConfig.model_validate(cached)
+        except ValidationError as exc:
+            raise SpecError(self._locate(ls, exc)) from None
+
+    def _compose(self, ls: LoadedSpec) -> dict[str, Any]:
+        from omegaconf import OmegaConf  # lazy: only on a cache miss
+
+        body = ls.model.spec
+        issues = []
+        for group in GROUPS:
+            value = getattr(body, group)
+            if value not in self.choices(group):
+                options = self.choices(group)
+                issues.append(ls.doc.issue(("spec", group), f"unknown {group} {value!r}{_suggest(value, options)};"
+                                           f" expected one of: {', '.join(options)}"))
+        layers = [OmegaConf.create({"training": body.training})]
+        for i, item in enumerate(body.overrides):
+            layer = _dotlist_layer(item, ls.doc, ("spec", "overrides", i), issues)
+            if layer is not None:
+                layers.append(layer)
+        for item in self.cli_sets:
+            layer = _dotlist_layer(item, None, ("--set",), issues)
+            if layer is not None:
+                layers.append(layer)
+        if issues:
+            raise SpecError(issues)
+        cfg = OmegaConf.merge(self._base(body.provider, body.hardware), *layers)
+        data = OmegaConf.to_container(cfg, resolve=True)
+        target = _find_target(data, ())
+        if target is not None:
+            raise SpecError([Issue(str(self.conf_dir), 0, 0, format_path(target),
+                                   "'_target_' is not allowed in configs (nothing is instantiated)")])
+        return data
+
+    def _base(self, provider: str, hardware: str):
+        pair = (provider, hardware)
+        if pair not in self._bases:
+            from hydra import compose, initialize_config_dir
+            from hydra.core.global_hydra import GlobalHydra
+            from omegaconf import OmegaConf
+
+            GlobalHydra.instance().clear()
+            with initialize_config_dir(config_dir=str(self.conf_dir), version_base=None):
+                cfg = compose(config_name="config", overrides=[f"provider={provider}", f"hardware={hardware}"])
+            GlobalHydra.instance().clear()
+            OmegaConf.set_struct(cfg, False)  # unknown keys are reported by pydantic, with their location
+            self._bases[pair] = cfg
+        return self._bases[pair]
+
+    def _locate(self, ls: LoadedSpec, exc: ValidationError) -> list[Issue]:
+        """Point each config error at the spec line that set the value, else at the conf tree."""
+        out = []
+        for issue in pydantic_issues(Document("", None), exc, ResolvedConfig):
+            dotted = issue.key_path
+            path = tuple(dotted.split("."))
+            if path[0] == "training" and _has_path(ls.model.spec.training, path[1:]):
+                out.append(ls.doc.issue(("spec",) + path, issue.message))
+                continue
+            idx = next((i for i, o in enumerate(ls.model.spec.overrides) if o.split("=", 1)[0].lstrip("+~") == dotted), None)
+            if idx is not None:
+                out.append(ls.doc.issue(("spec", "overrides", idx), f"{dotted}: {issue.message}"))
+            elif any(s.split("=", 1)[0] == dotted for s in self.cli_sets):
+                out.append(Issue("--set", 0, 0, dotted, issue.message))
+            else:
+                out.append(Issue(f"conf/ (for {ls.file})", 0, 0, dotted, issue.message))
+        return out
+
+    def _read_cache(self) -> dict[str, Any]:
+        if self.cache_file and self.cache_file.is_file():
+            try:
+                data = json.loads(self.cache_file.read_text())
+                return data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                return {}  # a corrupt cache is only a cache: rebuild it
+        return {}
+
+    def save_cache(self) -> None:
+        if self.cache_file and self._dirty:
+            from levcustom.state.atomic import atomic_write_text
+
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.cache_file, json.dumps(self._disk))
+            self._dirty = False
+
+
+def _has_path(data: Any, path: tuple) -> bool:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _dotlist_layer(item: str, doc: Document | None, path: tuple, issues: list[Issue]):
+    """Parse one ``key=value`` override into an OmegaConf layer, or record why it is invalid."""
+    from omegaconf import OmegaConf
+
+    key, sep, _ = item.partition("=")
+    key = key.lstrip("+")
+    problem = None
+    if not sep or not key:
+        problem = f"expected key=value, got {item!r}"
+    elif key in GROUPS:
+        problem = f"select the {key} group with spec.{key}, not an override"
+    elif "_target_" in key:
+        problem = "'_target_' is not allowed (nothing is instantiated)"
+    if problem is None:
+        try:
+            return OmegaConf.from_dotlist([f"{key}={item.partition('=')[2]}"])
+        except Exception as exc:  # omegaconf raises several grammar error types
+            problem = f"invalid override {item!r}: {exc}"
+    issues.append(doc.issue(path, problem) if doc else Issue("--set", 0, 0, item, problem))
+    return None
+
+
+def _find_target(data: Any, path: tuple) -> tuple | None:
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k == "_target_":
+                return path + (k,)
+            found = _find_target(v, path + (k,))
+            if found:
+                return found
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            found = _find_target(v, path + (i,))
+            if found:
+                return found
+    return None

@@ -1,0 +1,141 @@
+"""Observe the repository for a plan: load specs, resolve configs, hash inputs (the I/O edge).
+
+Everything after this (``diff.build_plan``) is pure. Reading is bounded by the stat cache:
+a no-change plan stats each source file and reads none.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from levcustom.config.compose import ConfigResolver
+from levcustom.config.models import ResolvedConfig
+from levcustom.datasets.build import line_hashes, load_manifest
+from levcustom.errors import Issue, LevcustomError, SpecError
+from levcustom.plan import fingerprint as fp
+from levcustom.plan.diff import DesiredModel, build_plan
+from levcustom.plan.model import Action, Estimate, Plan
+from levcustom.providers import get_provider
+from levcustom.spec.loader import LoadedSpec, load_specs
+from levcustom.state.lockfile import Lock, ModelState
+from levcustom.state.statcache import FileInfo, StatCache
+from levcustom.workspace import Workspace
+
+
+@dataclass
+class Context:
+    """Everything loaded for one plan; the executor reuses it."""
+
+    ws: Workspace
+    specs: dict[str, LoadedSpec]
+    configs: dict[str, ResolvedConfig]
+    desired: dict[str, DesiredModel]
+
+
+def load_and_resolve(ws: Workspace, spec_paths: list[Path], sets: list[str]) -> tuple[list[LoadedSpec], dict[str, ResolvedConfig]]:
+    """Validated specs and their resolved configs; every problem is raised at once."""
+    specs = load_specs(spec_paths, ws.root)
+    resolver = ConfigResolver(ws.conf_dir, ws.cache / "configs.json", sets)
+    return specs, resolver.resolve_all(specs)
+
+
+def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedConfig], lock: Lock,
+            stat: StatCache) -> list[DesiredModel]:
+    """Each spec's stage inputs, from file hashes (stat-cached) and resolved config."""
+    issues: list[Issue] = []
+    out = []
+    for ls in specs:
+        body = ls.model.spec
+        before = len(issues)
+        sources = _infos(ws, ls, stat, [(("spec", "dataset", "sources", i, "path"), s.path)
+                                        for i, s in enumerate(body.dataset.sources)], issues)
+        suites = _infos(ws, ls, stat, [(("spec", "evals", "suites", i, "path"), s.path)
+                                       for i, s in enumerate(body.evals.suites)], issues)
+        if len(issues) > before:
+            continue
+        cfg = configs[ls.name]
+        d_in = fp.dataset_inputs(ls.model, sources)
+        t_in = fp.train_inputs(ls.model, cfg, fp.fingerprint(d_in))
+        e_in = fp.eval_inputs(ls.model, cfg, fp.fingerprint(t_in), suites)
+        p_in = fp.deploy_inputs(ls.model, fp.fingerprint(e_in))
+        deltas = _source_deltas(ws, lock.models.get(ls.name), sources)
+        out.append(DesiredModel(ls.name, ls.file, {"dataset": d_in, "train": t_in, "eval": e_in, "deploy": p_in},
+                                deltas))
+    stat.save()
+    if issues:
+        raise SpecError(issues)
+    return out
+
+
+def _infos(ws: Workspace, ls: LoadedSpec, stat: StatCache, paths, issues: list[Issue]) -> dict[str, FileInfo]:
+    found = {}
+    for key_path, rel in paths:
+        try:
+            path = ws.resolve_path(rel)
+        except LevcustomError as exc:
+            issues.append(ls.doc.issue(key_path, str(exc)))
+            continue
+        if not path.is_file():
+            issues.append(ls.doc.issue(key_path, f"file not found: {rel}"))
+            continue
+        found[rel] = stat.info(path)
+    return found
+
+
+def _source_deltas(ws: Workspace, state: ModelState | None, sources: dict[str, FileInfo]) -> dict[str, tuple[int, int]]:
+    """+added / -removed records for changed sources, when the old build's manifest is at hand."""
+    if state is None or state.dataset is None:
+        return {}
+    changed = {s.path for s in state.dataset.sources if s.path in sources and sources[s.path].sha256 != s.sha256}
+    if not changed:
+        return {}
+    manifest = load_manifest(ws.root / state.dataset.artifact)
+    if manifest is None:
+        return {}
+    old = {s["path"]: s.get("line_hashes", []) for s in manifest["sources"]}
+    out = {}
+    for path in changed & old.keys():
+        before, after = Counter(old[path]), Counter(line_hashes(ws.resolve_path(path)))
+        out[path] = (sum((after - before).values()), sum((before - after).values()))
+    return out
+
+
+def estimates_for(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: dict[str, ResolvedConfig],
+                  stat: StatCache) -> list[Estimate]:
+    """Cost of each training the plan will run (tokens estimated as bytes / 4)."""
+    out = []
+    for change in plan.pending:
+        if change.stage != "train" or change.action not in (Action.CREATE, Action.REPLACE):
+            continue
+        ls, cfg = specs[change.model], configs[change.model]
+        size = sum(stat.info(ws.resolve_path(s.path)).size for s in ls.model.spec.dataset.sources)
+        est = get_provider(ls.model.spec.provider, ws).estimate(size // 4, cfg, ls.model.spec.base_model)
+        out.append(Estimate(model=change.model, tokens=est.tokens, hours=est.hours, usd=est.usd, note=est.note))
+    return out
+
+
+def make_plan(ws: Workspace, lock: Lock, spec_paths: list[Path], *, sets: list[str] | None = None,
+              targets: list[str] | None = None, purge: bool = False, today: date | None = None) -> tuple[Plan, Context]:
+    """Load, observe and diff: the whole ``levcustom plan`` minus rendering."""
+    specs, configs = load_and_resolve(ws, spec_paths, sets or [])
+    unknown = sorted(set(targets or []) - {s.name for s in specs} - set(lock.models))
+    if unknown:
+        raise LevcustomError(f"--target names no model: {', '.join(unknown)}")
+    stat = StatCache(ws.cache / "stat.json")
+    desired = observe(ws, specs, configs, lock, stat)
+    plan = build_plan(desired, lock, targets=targets, purge=purge)
+    by_name = {s.name: s for s in specs}
+    warnings = []
+    for ls in specs:
+        if targets and ls.name not in targets:
+            continue
+        provider = get_provider(ls.model.spec.provider, ws)
+        warnings += [f"{ls.name}: {w}" for w in provider.risks(ls.model.spec.base_model, configs[ls.name],
+                                                               today or date.today())]
+    plan = plan.model_copy(update={"estimates": estimates_for(ws, plan, by_name, configs, stat),
+                                   "warnings": warnings})
+    stat.save()
+    return plan, Context(ws, by_name, configs, {d.name: d for d in desired})

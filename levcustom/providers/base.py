@@ -1,0 +1,98 @@
+"""The one Protocol every provider implements, and the data crossing it.
+
+The planner only calls the light, offline methods (``estimate``, ``risks``); the executor
+calls the rest. Implementations import their SDKs lazily so ``plan`` stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Literal, Protocol
+
+from levcustom.config.models import ResolvedConfig
+from levcustom.state.lockfile import TrainState
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """Everything a provider needs to train one model version; ``key`` makes submit idempotent."""
+
+    model: str
+    key: str
+    base_model: str
+    method: str
+    dataset_dir: Path
+    config: ResolvedConfig
+    work_dir: Path
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: JobState
+    message: str = ""
+    progress: float | None = None  # 0..1 where the provider knows it
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    job_id: str
+    model_ref: str
+    artifact_sha256: str | None
+    metrics: dict[str, float]
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    tokens: int
+    hours: float
+    usd: float
+    note: str
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What to run for generation: the base model alone, or with a tuned ``ref`` applied."""
+
+    base_model: str
+    ref: str | None = None
+
+
+class Provider(Protocol):
+    name: str
+
+    def min_examples(self, config: ResolvedConfig) -> int:
+        """Fewest training examples a job accepts."""
+
+    def estimate(self, tokens: int, config: ResolvedConfig, base_model: str) -> CostEstimate:
+        """Offline cost estimate for training ``tokens`` (already multiplied by nothing: one epoch)."""
+
+    def risks(self, base_model: str, config: ResolvedConfig, today: date) -> list[str]:
+        """Offline warnings for the plan (deprecations, shutdown dates)."""
+
+    def submit(self, request: TrainRequest) -> str:
+        """Start training, or find the job already started under ``request.key``; return its id."""
+
+    def poll(self, job_id: str, request: TrainRequest) -> JobStatus:
+        """Current state and progress of a job."""
+
+    def result(self, job_id: str, request: TrainRequest) -> TrainResult:
+        """The finished job's model reference, artifact hash and metrics."""
+
+    def cancel(self, job_id: str, request: TrainRequest) -> None:
+        """Stop a running job."""
+
+    def delete(self, state: TrainState) -> None:
+        """Delete a trained model's artifacts (destroy with --purge)."""
+
+    def refresh(self, state: TrainState) -> str | None:
+        """Read the real state: None when it matches, else the drift, as a reason."""
+
+    def generate(self, models: list[ModelRef], prompts: list[list[dict[str, str]]],
+                 config: ResolvedConfig) -> list[list[str]]:
+        """Greedy answers of each model to each prompt (one list per model)."""

@@ -1,0 +1,155 @@
+"""Child process: LoRA SFT with peft + trl ``SFTTrainer``. Run as
+``python -m levcustom.providers.local.train_child <work_dir>/request.json``.
+
+Kept in its own process so the CLI never imports torch, and so a crash or kill here leaves
+checkpoints that the next run resumes from.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from levcustom.providers.local.job import LocalTrainJob, append_event, write_json
+from levcustom.providers.local.models import resolve_base_model
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def build_trainer(job: LocalTrainJob, callbacks=()):
+    """The SFTTrainer for a job: exactly what a plain TRL script would build (no extra work)."""
+    import torch
+    from datasets import load_dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from trl import SFTConfig, SFTTrainer
+
+    t, hw = job.training, job.hardware
+    model_dir = resolve_base_model(job.base_model, job.model_sources, Path(job.root))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    dtype = getattr(torch, DTYPES[hw.precision])
+    quant = None
+    if hw.quantization == "nf4":
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=dtype)
+    elif hw.quantization == "int8":
+        quant = BitsAndBytesConfig(load_in_8bit=True)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, quantization_config=quant)
+    if quant is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=hw.gradient_checkpointing)
+    data_dir = Path(job.dataset_dir)
+    files = {"train": str(data_dir / "train.jsonl")}
+    if (data_dir / "validation.jsonl").stat().st_size:
+        files["validation"] = str(data_dir / "validation.jsonl")
+    data = load_dataset("json", data_files=files).select_columns(["messages"])
+    args = SFTConfig(
+        output_dir=str(Path(job.work_dir) / "checkpoints"),
+        num_train_epochs=t.epochs,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a float < 1 is a ratio of total steps
+        weight_decay=t.weight_decay,
+        per_device_train_batch_size=hw.per_device_batch_size,
+        per_device_eval_batch_size=hw.per_device_batch_size,
+        gradient_accumulation_steps=hw.gradient_accumulation_steps,
+        gradient_checkpointing=hw.gradient_checkpointing,
+        max_length=t.max_length,
+        packing=hw.packing,
+        train_sampling_strategy="group_by_length" if hw.group_by_length and not hw.packing else "random",
+        assistant_only_loss=t.assistant_only_loss,
+        use_cpu=hw.device == "cpu",
+        bf16=hw.precision == "bf16",
+        fp16=hw.precision == "fp16",
+        seed=t.seed,
+        data_seed=t.seed,
+        logging_steps=t.logging_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=2,
+        eval_strategy="no",
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    peft_config = LoraConfig(r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
+                             target_modules=t.lora.target_modules, task_type="CAUSAL_LM")
+    return SFTTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("validation"),
+                      processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
+
+
+def _progress_callback(work_dir: Path):
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        """Appends one event per log step: step, loss, tokens/s (read live by the parent)."""
+
+        def __init__(self):
+            self.start = time.monotonic()
+            self.start_tokens = None
+            self.tokens = 0
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            tokens = logs.get("num_tokens") or self.tokens  # trl's running count of trained tokens
+            self.tokens = tokens
+            if self.start_tokens is None:
+                self.start_tokens, self.start = tokens, time.monotonic()
+            elapsed = time.monotonic() - self.start
+            event = {"step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch,
+                     "tokens": tokens}
+            if "loss" in logs:
+                event["loss"] = logs["loss"]
+            if elapsed > 0 and tokens > self.start_tokens:
+                event["tokens_per_s"] = (tokens - self.start_tokens) / elapsed
+            append_event(work_dir, event)
+
+    return Progress()
+
+
+def run(job: LocalTrainJob) -> dict:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    work_dir = Path(job.work_dir)
+    progress = _progress_callback(work_dir)
+    trainer = build_trainer(job, callbacks=[progress])
+    ckpt_dir = Path(trainer.args.output_dir)
+    resume = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    append_event(work_dir, {"status": "running", "resumed_from": resume})
+    out = trainer.train(resume_from_checkpoint=resume)
+    metrics = {k: float(v) for k, v in out.metrics.items() if isinstance(v, (int, float))}
+    metrics["train_loss"] = float(out.training_loss)
+    if trainer.eval_dataset is not None:
+        metrics.update({k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))})
+    if progress.tokens and metrics.get("train_runtime"):
+        metrics["train_tokens"] = float(progress.tokens)
+        metrics["train_tokens_per_second"] = progress.tokens / metrics["train_runtime"]
+    adapter = work_dir / "adapter"
+    trainer.model.save_pretrained(adapter)
+    trainer.processing_class.save_pretrained(adapter)
+    return {"adapter": str(adapter), "metrics": metrics, "resumed_from": resume}
+
+
+def main(argv: list[str]) -> int:
+    request = Path(argv[1])
+    job = LocalTrainJob.model_validate_json(request.read_text())
+    work_dir = Path(job.work_dir)
+    (work_dir / "pid").write_text(str(os.getpid()))
+    try:
+        result = run(job)
+    except Exception as exc:  # report the cause to the parent, then fail
+        write_json(work_dir / "error.json", {"error": f"{type(exc).__name__}: {exc}",
+                                             "traceback": traceback.format_exc()})
+        return 1
+    write_json(work_dir / "result.json", result)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main(sys.argv))

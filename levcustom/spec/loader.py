@@ -1,0 +1,206 @@
+"""Load spec files: YAML -> located documents -> validated ``ModelSpec``s.
+
+All problems across all files are collected and raised together as one ``SpecError`` so a
+user fixes everything in one pass, like a compiler.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from levcustom.errors import Issue, SpecError
+from levcustom.spec.schema import METRICS, ModelSpec
+from levcustom.spec.yamlload import Document, Path_, load_yaml
+
+ENV_REF = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec with the document it came from (for located errors later)."""
+
+    model: ModelSpec
+    doc: Document
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def file(self) -> str:
+        return self.doc.file
+
+
+def spec_files(paths: list[Path], root: Path) -> list[Path]:
+    """Expand files and folders to the sorted list of ``*.yaml``/``*.yml`` spec files."""
+    out: list[Path] = []
+    for p in paths:
+        p = p if p.is_absolute() else root / p
+        if p.is_dir():
+            out.extend(sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml") and x.is_file()))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise SpecError([Issue(_rel(p, root), 0, 0, "", "no such file or folder")])
+    return out
+
+
+def _rel(p: Path, root: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(p)
+
+
+def load_documents(files: list[Path], root: Path, read=lambda p: p.read_text("utf-8")) -> list[Document]:
+    """Parse spec files into located documents, raising every YAML-level issue at once."""
+    docs: list[Document] = []
+    issues: list[Issue] = []
+    for f in files:
+        rel = _rel(f, root)
+        try:
+            text = read(f)
+        except (OSError, UnicodeDecodeError) as exc:
+            issues.append(Issue(rel, 0, 0, "", f"cannot read: {exc}"))
+            continue
+        found, problems = load_yaml(text, rel)
+        docs.extend(found)
+        issues.extend(problems)
+    if issues:
+        raise SpecError(issues)
+    return docs
+
+
+def validate_documents(docs: list[Document]) -> list[LoadedSpec]:
+    """Validate documents against the schema and cross-document rules."""
+    issues: list[Issue] = []
+    loaded: list[LoadedSpec] = []
+    for doc in docs:
+        problems = _unsafe_values(doc, doc.data, ())
+        try:
+            model = ModelSpec.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(_pydantic_issues(doc, exc))
+            issues.extend(problems)
+            continue
+        problems.extend(_gate_issues(doc, model))
+        issues.extend(problems)
+        if not problems:
+            loaded.append(LoadedSpec(model, doc))
+    seen: dict[str, LoadedSpec] = {}
+    for ls in loaded:
+        if ls.name in seen:
+            first = seen[ls.name]
+            line, _ = first.doc.locate(("metadata", "name"))
+            issues.append(ls.doc.issue(("metadata", "name"),
+                                       f"duplicate model name {ls.name!r} (also in {first.file}:{line})"))
+        seen[ls.name] = ls
+    if issues:
+        raise SpecError(issues)
+    return loaded
+
+
+def load_specs(paths: list[Path], root: Path) -> list[LoadedSpec]:
+    """Load and validate every spec under ``paths``."""
+    return validate_documents(load_documents(spec_files(paths, root), root))
+
+
+def _unsafe_values(doc: Document, value: object, path: Path_) -> list[Issue]:
+    """Refuse constructs that could run code or leak secrets: ``_target_`` and interpolations."""
+    out: list[Issue] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "_target_":
+                out.append(doc.issue(path + (k,), "'_target_' is not allowed in specs (no object construction)"))
+            out.extend(_unsafe_values(doc, v, path + (k,)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.extend(_unsafe_values(doc, v, path + (i,)))
+    elif isinstance(value, str) and "${" in value and not ENV_REF.match(value):
+        out.append(doc.issue(path, "only '${env:NAME}' interpolation is allowed, as a whole value"))
+    return out
+
+
+def _gate_issues(doc: Document, model: ModelSpec) -> list[Issue]:
+    known = {f"{s.name}.{s.metric}" for s in model.spec.evals.suites}
+    out = []
+    for i, gate in enumerate(model.spec.evals.gates):
+        if gate.metric not in known:
+            hint = _suggest(gate.metric, known)
+            choices = ", ".join(sorted(known)) or "none: declare evals.suites first"
+            out.append(doc.issue(("spec", "evals", "gates", i, "metric"),
+                                 f"unknown metric {gate.metric!r}{hint}; expected one of: {choices}"))
+    names = [s.name for s in model.spec.evals.suites]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            out.append(doc.issue(("spec", "evals", "suites", i, "name"), f"duplicate suite name {name!r}"))
+    return out
+
+
+def pydantic_issues(doc: Document, exc: ValidationError, root_model: type[BaseModel], prefix: Path_ = ()) -> list[Issue]:
+    """Turn a pydantic error into located issues with expected values and key suggestions."""
+    out = []
+    for err in exc.errors():
+        loc = prefix + _strip_union_tags(err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            allowed = _fields_at(root_model, loc[len(prefix):-1])
+            msg = f"unknown key{_suggest(str(loc[-1]), allowed)}"
+            if allowed:
+                msg += f"; allowed keys: {', '.join(sorted(allowed))}"
+        elif kind == "missing":
+            msg = "required key is missing"
+        else:
+            msg = err["msg"]
+            if "input" in err and not isinstance(err["input"], (dict, list)):
+                msg += f" (got {err['input']!r})"
+        out.append(doc.issue(loc, msg))
+    return out
+
+
+def _pydantic_issues(doc: Document, exc: ValidationError) -> list[Issue]:
+    return pydantic_issues(doc, exc, ModelSpec)
+
+
+def _strip_union_tags(loc: tuple) -> Path_:
+    # pydantic puts the union member's tag or class name in loc; users never wrote it.
+    return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _fields_at(model: type[BaseModel], path: Path_) -> set[str]:
+    """Field names allowed at ``path`` inside ``model`` (for 'did you mean')."""
+    tp: object = model
+    for part in path:
+        tp = _unwrap(tp)
+        if isinstance(part, int):
+            args = typing.get_args(tp)
+            tp = args[0] if args else None
+        elif isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        else:
+            return set()
+    tp = _unwrap(tp)
+    return set(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else set()
+
+
+def _unwrap(tp: object) -> object:
+    """Strip Optional[...] so nested models are reachable."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return tp
+
+
+__all__ = ["LoadedSpec", "load_specs", "load_documents", "validate_documents", "spec_files", "METRICS"]

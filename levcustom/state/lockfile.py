@@ -1,0 +1,173 @@
+"""``levcustom.lock``: what exists, per model and stage. Versioned, atomic, thread-safe.
+
+Like Terraform state, every write bumps ``serial`` and keeps ``lineage`` so a saved plan can
+tell whether the state moved under it. A stage's block is written only once the stage has
+completed; an *intent* is written before any side effect so a crash is resumed, not repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from levcustom.errors import LevcustomError
+from levcustom.state.atomic import atomic_write_text
+
+LOCK_VERSION = 1
+STAGES = ("dataset", "train", "eval", "deploy")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StageState(_Model):
+    """Common to every completed stage: what it was computed from."""
+
+    fingerprint: str
+    inputs: dict[str, Any] = Field(description="The fingerprinted inputs, kept to explain later changes.")
+    updated_at: str = Field(default_factory=now_iso)
+
+
+class SourceRecord(_Model):
+    path: str
+    sha256: str
+    records: int
+
+
+class DatasetState(StageState):
+    artifact: str = Field(description="Content-addressed folder of the built dataset, relative to the root.")
+    sha256: str
+    train_rows: int
+    validation_rows: int
+    sources: list[SourceRecord]
+
+
+class TrainState(StageState):
+    provider: str
+    job_id: str
+    model_ref: str = Field(description="What serves the model: an adapter folder or a provider model id.")
+    artifact_sha256: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    cost_usd: float = 0.0
+
+
+class MetricResult(_Model):
+    tuned: float
+    base: float | None = None
+    cases: int
+
+
+class GateResult(_Model):
+    gate: str
+    passed: bool
+    detail: str
+
+
+class EvalState(StageState):
+    results: dict[str, MetricResult]
+    gates: list[GateResult]
+    passed: bool
+    run_dir: str
+
+
+class DeployState(StageState):
+    agents: list[str]
+    tasks: list[str]
+    provider: str
+    base_model: str
+    model_ref: str
+    eval_results: dict[str, MetricResult] = Field(description="Scores of the deployed version, for A/B gates.")
+
+
+class Intent(_Model):
+    """Written before a side effect: a crash leaves this behind and the next apply resumes it."""
+
+    stage: str
+    fingerprint: str
+    provider: str
+    key: str = Field(description="Idempotency key given to the provider (the stage fingerprint).")
+    job_id: str | None = None
+    pid: int
+    started_at: str = Field(default_factory=now_iso)
+
+
+class ModelState(_Model):
+    spec_file: str
+    dataset: DatasetState | None = None
+    train: TrainState | None = None
+    eval: EvalState | None = None
+    deploy: DeployState | None = None
+    intents: dict[str, Intent] = Field(default_factory=dict)
+
+    def stage(self, name: str) -> StageState | None:
+        return getattr(self, name)
+
+
+class Lock(_Model):
+    version: int = LOCK_VERSION
+    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    serial: int = 0
+    models: dict[str, ModelState] = Field(default_factory=dict)
+
+
+def read_lock(path: Path) -> Lock:
+    """Read the lockfile; a missing one is a new, empty state (serial 0)."""
+    if not path.exists():
+        return Lock()
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LevcustomError(f"{path.name} is not valid JSON ({exc}); restore it from git") from None
+    if isinstance(data, dict) and data.get("version", LOCK_VERSION) > LOCK_VERSION:
+        raise LevcustomError(f"{path.name} has version {data['version']}; this levcustom reads up to {LOCK_VERSION}")
+    try:
+        return Lock.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise LevcustomError(f"{path.name} is invalid at {where}: {first['msg']}") from None
+
+
+def dump_lock(lock: Lock) -> str:
+    """Canonical text: sorted keys, one model a block, stable across runs (diff-friendly in git)."""
+    return json.dumps(lock.model_dump(mode="json", exclude_none=True), indent=2, sort_keys=True) + "\n"
+
+
+class StateStore:
+    """The lock in memory plus its file; every mutation is one atomic write with serial+1."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = read_lock(path)
+        self._mutex = threading.Lock()
+
+    def update(self, mutate: Callable[[Lock], None]) -> None:
+        """Apply ``mutate`` and persist. Serialized across threads (models apply concurrently)."""
+        with self._mutex:
+            candidate = self.lock.model_copy(deep=True)
+            mutate(candidate)
+            candidate.serial += 1
+            atomic_write_text(self.path, dump_lock(candidate))
+            self.lock = candidate  # only after the write succeeded: memory never runs ahead of disk
+
+    def model(self, name: str, spec_file: str) -> Callable[[Lock], ModelState]:
+        """Helper for mutations: get or create a model's block."""
+
+        def get(lock: Lock) -> ModelState:
+            if name not in lock.models:
+                lock.models[name] = ModelState(spec_file=spec_file)
+            return lock.models[name]
+
+        return get

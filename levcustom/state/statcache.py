@@ -1,0 +1,75 @@
+"""File content hashes behind a stat cache (size, mtime_ns, inode), like DVC's.
+
+A no-change plan re-reads no file's contents: only ``os.stat`` per source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from levcustom.state.atomic import atomic_write_text
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """Content identity of a file: sha256, byte size and record (non-empty line) count."""
+
+    sha256: str
+    size: int
+    records: int
+
+
+def hash_file(path: Path) -> FileInfo:
+    """Read a file once: sha256 and count of non-empty lines."""
+    h = hashlib.sha256()
+    size = records = 0
+    carry = b""
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+            lines = (carry + chunk).split(b"\n")
+            carry = lines.pop()
+            records += sum(1 for line in lines if line.strip())
+    if carry.strip():
+        records += 1
+    return FileInfo(h.hexdigest(), size, records)
+
+
+class StatCache:
+    """Maps path -> (stat key, FileInfo); persisted as one small JSON file."""
+
+    def __init__(self, file: Path | None):
+        self.file = file
+        self._entries: dict[str, list] = {}
+        self._dirty = False
+        if file and file.is_file():
+            try:
+                self._entries = json.loads(file.read_text())
+            except (OSError, ValueError):
+                self._entries = {}  # only a cache
+
+    def info(self, path: Path) -> FileInfo:
+        """FileInfo for ``path``; hashes only when size, mtime or inode changed."""
+        st = os.stat(path)
+        key = [st.st_size, st.st_mtime_ns, st.st_ino]
+        name = str(path)
+        hit = self._entries.get(name)
+        if hit and hit[:3] == key:
+            return FileInfo(*hit[3:])
+        info = hash_file(path)
+        self._entries[name] = key + [info.sha256, info.size, info.records]
+        self._dirty = True
+        return info
+
+    def save(self) -> None:
+        if self.file and self._dirty:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.file, json.dumps(self._entries))
+            self._dirty = False

@@ -1,0 +1,114 @@
+"""Spec loading: every error at once, each with file:line:column, key path and expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import dedent
+from levcustom.errors import SpecError
+from levcustom.spec.loader import load_specs
+
+VALID = dedent("""
+    apiVersion: levcustom/v1
+    kind: Model
+    metadata:
+      name: reviewer
+    spec:
+      base_model: some/model
+      dataset:
+        sources:
+          - {type: jsonl, path: data/a.jsonl}
+      evals:
+        suites:
+          - {name: golden, path: evals/g.jsonl, metric: exact_match}
+        gates:
+          - {metric: golden.exact_match, min: 0.8}
+""")
+
+
+def load(tmp_path: Path, text: str, name: str = "s.yaml"):
+    (tmp_path / name).write_text(text)
+    return load_specs([tmp_path / name], tmp_path)
+
+
+def errors(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(SpecError) as exc:
+        load(tmp_path, text)
+    return [str(i) for i in exc.value.issues]
+
+
+def test_valid_spec_loads_with_defaults(tmp_path):
+    [spec] = load(tmp_path, VALID)
+    assert spec.name == "reviewer"
+    assert spec.model.spec.provider == "local" and spec.model.spec.hardware == "cpu"
+    assert spec.model.spec.dataset.split.validation == 0.1
+
+
+def test_unknown_key_is_located_with_suggestion(tmp_path):
+    text = VALID.replace("  base_model: some/model\n", "  base_model: some/model\n  methd: sft\n")
+    [err] = errors(tmp_path, text)
+    assert err.startswith("s.yaml:7:3: spec.methd: unknown key (did you mean 'method'?)")
+
+
+def test_all_errors_reported_at_once_with_expected_values(tmp_path):
+    text = VALID.replace("name: reviewer", "name: Bad_Name").replace("metric: exact_match", "metric: exactmatch")
+    errs = errors(tmp_path, text)
+    assert len(errs) == 2
+    assert any(e.startswith("s.yaml:4:3: metadata.name: String should match pattern") for e in errs)
+    assert any("spec.evals.suites[0].metric" in e and "'exact_match'" in e and "got 'exactmatch'" in e
+               for e in errs)
+
+
+def test_missing_key_and_wrong_type(tmp_path):
+    text = VALID.replace("  base_model: some/model\n", "").replace("min: 0.8", "min: high")
+    errs = errors(tmp_path, text)
+    assert any("spec.base_model: required key is missing" in e for e in errs)
+    assert any("spec.evals.gates[0].min" in e and "valid number" in e for e in errs)
+
+
+def test_gate_on_unknown_metric(tmp_path):
+    [err] = errors(tmp_path, VALID.replace("metric: golden.exact_match", "metric: golden.exact_mach"))
+    assert "spec.evals.gates[0].metric: unknown metric 'golden.exact_mach' (did you mean 'golden.exact_match'?)" in err
+
+
+def test_invalid_yaml_reports_line(tmp_path):
+    [err] = errors(tmp_path, VALID + "  bad: [unclosed\n")
+    assert err.startswith("s.yaml:") and "invalid YAML" in err
+
+
+@pytest.mark.parametrize("snippet, message", [
+    ("  base_model: !!python/object/apply:os.system ['echo pwned']\n", "YAML tag"),
+    ("  base_model: some/model\n  _target_: os.system\n", "'_target_' is not allowed"),
+    ("  base_model: ${oc.env:HOME}\n", "only '${env:NAME}' interpolation"),
+])
+def test_unsafe_constructs_refused(tmp_path, snippet, message):
+    text = VALID.replace("  base_model: some/model\n", snippet)
+    assert any(message in e for e in errors(tmp_path, text))
+
+
+def test_env_reference_allowed_and_kept_unresolved(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_MODEL", "do-not-print")
+    [spec] = load(tmp_path, VALID.replace("base_model: some/model", "base_model: ${env:SECRET_MODEL}"))
+    assert spec.model.spec.base_model == "${env:SECRET_MODEL}"
+
+
+def test_alias_bomb_refused_quickly(tmp_path):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefg", "bcdefgh"))
+    assert any("alias bomb" in e for e in errors(tmp_path, bomb))
+
+
+def test_duplicate_keys_and_model_names(tmp_path):
+    assert any("duplicate key" in e for e in errors(tmp_path, VALID.replace("kind: Model\n", "kind: Model\nkind: Model\n")))
+    (tmp_path / "a.yaml").write_text(VALID)
+    (tmp_path / "b.yaml").write_text(VALID)
+    with pytest.raises(SpecError) as exc:
+        load_specs([tmp_path / "a.yaml", tmp_path / "b.yaml"], tmp_path)
+    assert "b.yaml:4:3: metadata.name: duplicate model name 'reviewer' (also in a.yaml:4)" in str(exc.value)
+
+
+def test_deep_nesting_refused(tmp_path):
+    deep = "a: " + "[" * 40 + "]" * 40 + "\n"
+    assert any("nesting deeper" in e for e in errors(tmp_path, deep))
