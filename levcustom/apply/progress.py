@@ -84,7 +84,7 @@ class PlainReporter:
         if now - self._last.get(model, 0.0) >= self.every:
             self._last[model] = now
             pct = f" {status.progress:.0%}" if status.progress is not None else ""
-            self.console.print(f"{model}: train: {status.state}{pct} {describe(status)}")
+            self.console.print(f"{model}: {status.state}{pct} {describe(status)}")
 
     def stage_done(self, model: str, stage: str, summary: str) -> None:
         self.console.print(f"{model}: {stage}: done {summary}")

@@ -125,8 +125,8 @@ def run_eval(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Stag
     for path, suite_cases in suites.items():  # suites sharing a file share its answers
         starts[path], n = n, n + len(suite_cases)
     prompts = [c.as_messages() for c in cases]
-    base_out = _cached_generate(sc, provider, cfg, ModelRef(body.base_model), prompts)
-    tuned_out = _cached_generate(sc, provider, cfg, ModelRef(body.base_model, m.train.model_ref), prompts)
+    base_out = _cached_generate(sc, ls.name, provider, cfg, ModelRef(body.base_model), prompts)
+    tuned_out = _cached_generate(sc, ls.name, provider, cfg, ModelRef(body.base_model, m.train.model_ref), prompts)
     results: dict[str, MetricResult] = {}
     rows = []
     for suite in body.evals.suites:
@@ -159,7 +159,7 @@ def run_eval(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Stag
     return f"{scores}; {verdict}" if scores else verdict
 
 
-def _cached_generate(sc: StageContext, provider: Provider, cfg: ResolvedConfig, ref: ModelRef,
+def _cached_generate(sc: StageContext, model: str, provider: Provider, cfg: ResolvedConfig, ref: ModelRef,
                      prompts: list[list[dict[str, str]]]) -> list[str]:
     """Generation is deterministic (greedy): cache it by model, prompts and settings, so a new gate
     threshold or a re-run of an unchanged model costs no inference."""
@@ -170,7 +170,8 @@ def _cached_generate(sc: StageContext, provider: Provider, cfg: ResolvedConfig, 
         return json.loads(path.read_text())
     if not prompts:
         return []
-    sc.reporter.job_status(ref.ref or ref.base_model, JobStatus("running", f"generating {len(prompts)} answers"))
+    which = "tuned" if ref.ref else "base"
+    sc.reporter.job_status(model, JobStatus("running", f"generating {len(prompts)} answers ({which} model)"))
     outputs = provider.generate([ref], prompts, cfg)[0]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(outputs))

@@ -129,14 +129,15 @@ class ConfigResolver:
         for issue in pydantic_issues(Document("", None), exc, ResolvedConfig):
             dotted = issue.key_path
             path = tuple(dotted.split("."))
-            if path[0] == "training" and _has_path(ls.model.spec.training, path[1:]):
-                out.append(ls.doc.issue(("spec",) + path, issue.message))
-                continue
-            idx = next((i for i, o in enumerate(ls.model.spec.overrides) if o.split("=", 1)[0].lstrip("+~") == dotted), None)
-            if idx is not None:
-                out.append(ls.doc.issue(("spec", "overrides", idx), f"{dotted}: {issue.message}"))
-            elif any(s.split("=", 1)[0] == dotted for s in self.cli_sets):
+            # Blame the last layer that set the key: --set, then spec overrides, then spec.training.
+            idx = next((i for i, o in reversed(list(enumerate(ls.model.spec.overrides)))
+                        if o.split("=", 1)[0].lstrip("+~") == dotted), None)
+            if any(s.split("=", 1)[0] == dotted for s in self.cli_sets):
                 out.append(Issue("--set", 0, 0, dotted, issue.message))
+            elif idx is not None:
+                out.append(ls.doc.issue(("spec", "overrides", idx), f"{dotted}: {issue.message}"))
+            elif path[0] == "training" and _has_path(ls.model.spec.training, path[1:]):
+                out.append(ls.doc.issue(("spec",) + path, issue.message))
             else:
                 out.append(Issue(f"conf/ (for {ls.file})", 0, 0, dotted, issue.message))
         return out

@@ -27,6 +27,7 @@ class TrainingConfig(_Strict):
     max_length: int = Field(gt=0)
     seed: int
     assistant_only_loss: bool
+    completion_only_loss: bool
     lora: LoraConfig
     logging_steps: int = Field(gt=0)
     save_steps: int = Field(gt=0)

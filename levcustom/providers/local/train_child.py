@@ -47,6 +47,10 @@ def build_trainer(job: LocalTrainJob, callbacks=()):
     if (data_dir / "validation.jsonl").stat().st_size:
         files["validation"] = str(data_dir / "validation.jsonl")
     data = load_dataset("json", data_files=files).select_columns(["messages"])
+    if t.completion_only_loss:
+        # Conversational prompt-completion rows: trl computes the loss on the final answer only.
+        data = data.map(lambda row: {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]},
+                        remove_columns=["messages"])
     args = SFTConfig(
         output_dir=str(Path(job.work_dir) / "checkpoints"),
         num_train_epochs=t.epochs,
@@ -62,6 +66,7 @@ def build_trainer(job: LocalTrainJob, callbacks=()):
         packing=hw.packing,
         train_sampling_strategy="group_by_length" if hw.group_by_length and not hw.packing else "random",
         assistant_only_loss=t.assistant_only_loss,
+        completion_only_loss=t.completion_only_loss,
         use_cpu=hw.device == "cpu",
         bf16=hw.precision == "bf16",
         fp16=hw.precision == "fp16",

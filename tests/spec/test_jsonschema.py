@@ -1,0 +1,14 @@
+"""The exported JSON Schema describes specs, including the training block's keys."""
+
+from __future__ import annotations
+
+from levcustom.spec.jsonschema import spec_json_schema
+
+
+def test_schema_has_spec_and_training_completion():
+    schema = spec_json_schema()
+    assert schema["additionalProperties"] is False
+    body = schema["$defs"]["ModelBody"]["properties"]
+    assert set(body["training"]["properties"]) >= {"epochs", "learning_rate", "lora"}
+    assert "required" not in body["training"]
+    assert body["method"]["const"] == "sft"

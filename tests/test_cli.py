@@ -1,0 +1,104 @@
+"""End to end through the real CLI (subprocesses) on a tiny offline model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from levcustom.state.lockfile import read_lock
+from levcustom.state.statelock import StateLock
+
+pytestmark = pytest.mark.slow
+
+
+def test_plan_apply_replan_cycle(repo):
+    assert "Plan: 4 to add, 0 to change, 0 to destroy." in repo.run("plan", "--detailed-exitcode", check=2).stdout
+    out = repo.run("apply", "--auto-approve")
+    assert "golden.contains 1.00 (base 0.00); gates passed" in out.stdout, out.stdout
+    assert "Apply complete! Stages: 4 added, 0 changed, 0 destroyed." in out.stdout
+    assert "No changes." in repo.run("plan", "--detailed-exitcode", check=0).stdout
+
+    lock = repo.lock()
+    train = lock["models"]["tiny"]["train"]
+    assert lock["models"]["tiny"]["intents"] == {}
+    assert (repo.root / train["model_ref"] / "adapter_config.json").is_file()
+    resolved = json.loads(repo.run("resolve", "helper", "--task", "answering", "--json").stdout)
+    assert resolved["model"] == "tiny" and resolved["model_ref"] == train["model_ref"]
+
+    # A new gate threshold re-runs eval and deploy only, without training or generating again.
+    repo.edit("specs/tiny.yaml", "min: 0.5", "min: 0.6")
+    plan = json.loads(repo.run("plan", "--json").stdout)
+    actions = {c["stage"]: c["action"] for c in plan["changes"]}
+    assert actions == {"dataset": "no-op", "train": "no-op", "eval": "update", "deploy": "update"}
+    assert next(c for c in plan["changes"] if c["stage"] == "eval")["reasons"] == ["gates[0].min: 0.5 -> 0.6"]
+    started = time.monotonic()
+    repo.run("apply", "--auto-approve")
+    assert time.monotonic() - started < 20  # cached answers: no model is loaded
+    assert repo.lock()["models"]["tiny"]["train"] == train
+
+    # A gate the model cannot pass blocks the deploy (exit 3) and keeps the previous deployment.
+    repo.edit("specs/tiny.yaml", "min: 0.6", "min: 1.01")
+    out = repo.run("apply", "--auto-approve", check=3)
+    assert "not deployed, eval gate failed: FAILED golden.contains 1.000 >= 1.01" in out.stderr
+    after = repo.lock()["models"]["tiny"]
+    assert after["eval"]["passed"] is False and after["deploy"]["inputs"]["eval"] != after["eval"]["fingerprint"]
+    assert "blocked unless results change" in repo.run("plan").stdout
+
+
+def test_kill_mid_training_resumes_from_checkpoint(repo):
+    repo.edit("specs/tiny.yaml", "epochs: 4", "epochs: 40")
+    proc = subprocess.Popen([sys.executable, "-m", "levcustom.cli", "apply", "--auto-approve", "-C", str(repo.root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(repo.root.glob(".levcustom/runs/train/*/checkpoints/checkpoint-*")):
+        assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint was written"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its training child, at once
+    proc.wait()
+    lock = read_lock(repo.root / "levcustom.lock")  # still valid
+    assert "train" in lock.models["tiny"].intents and lock.models["tiny"].train is None
+    (repo.root / ".levcustom.lock.info").unlink()  # the killed apply could not release it
+    assert "resumes the apply interrupted" in repo.run("plan").stdout
+    repo.run("apply", "--auto-approve", timeout=600)
+    [work] = repo.root.glob(".levcustom/runs/train/*")
+    result = json.loads((work / "result.json").read_text())
+    assert result["resumed_from"] and "checkpoint-" in result["resumed_from"]
+    assert read_lock(repo.root / "levcustom.lock").models["tiny"].intents == {}
+
+
+def test_held_lock_is_refused_with_holder(repo):
+    with StateLock(repo.root / ".levcustom.lock.info", "apply") as held:
+        out = repo.run("apply", "--auto-approve", check=1)
+    assert f"levcustom unlock {held.info.id}" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_saved_plan_refused_when_stale(repo):
+    repo.run("plan", "-out", str(repo.root / "p.plan"))
+    repo.edit("data/train.jsonl", "question number 0", "question number zero")
+    out = repo.run("apply", str(repo.root / "p.plan"), check=1)
+    assert "saved plan is stale" in out.stderr
+    assert not (repo.root / "levcustom.lock").exists()
+
+
+def test_invalid_spec_is_one_clear_error(repo):
+    repo.edit("specs/tiny.yaml", "epochs: 4", "epochs: many")
+    out = repo.run("plan", check=1)
+    assert "specs/tiny.yaml:" in out.stderr and "spec.training.epochs" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_source_and_too_few_examples(repo):
+    repo.edit("specs/tiny.yaml", "data/train.jsonl", "data/missing.jsonl")
+    out = repo.run("plan", check=1)
+    assert "spec.dataset.sources[0].path: file not found: data/missing.jsonl" in out.stderr
+    repo.edit("specs/tiny.yaml", "data/missing.jsonl", "data/empty.jsonl")
+    (repo.root / "data" / "empty.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    out = repo.run("apply", "--auto-approve", check=1)
+    assert "data/empty.jsonl:1: the last message must be the assistant's" in out.stderr
+    assert read_lock(repo.root / "levcustom.lock").models["tiny"].dataset is None
