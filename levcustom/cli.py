@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,12 +24,12 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 Root = Annotated[Path, typer.Option("--chdir", "-C", help="Repository root (holds conf/, specs/, levcustom.lock).")]
-SpecPaths = Annotated[Optional[list[Path]], typer.Argument(help="Spec files or folders (default: specs/).")]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", help="Extra config override key=value (repeatable).")]
-Targets = Annotated[Optional[list[str]], typer.Option("--target", help="Limit to these models (repeatable).")]
+SpecPaths = Annotated[list[Path] | None, typer.Argument(help="Spec files or folders (default: specs/).")]
+Sets = Annotated[list[str] | None, typer.Option("--set", help="Extra config override key=value (repeatable).")]
+Targets = Annotated[list[str] | None, typer.Option("--target", help="Limit to these models (repeatable).")]
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
@@ -84,7 +84,7 @@ def validate(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None)
 
 
 @app.command()
-def schema(output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to a file.")] = None) -> None:
+def schema(output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None) -> None:
     """Print (or write) the JSON Schema of spec files, for editor completion."""
     from levcustom.spec.jsonschema import spec_json_schema
 
@@ -112,7 +112,7 @@ def config(model: str, root: Root = Path("."), set_: Sets = None, paths: SpecPat
 
 @app.command()
 def plan(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None, target: Targets = None,
-         out: Annotated[Optional[Path], typer.Option("-out", "--out", help="Save the plan for apply.")] = None,
+         out: Annotated[Path | None, typer.Option("-out", "--out", help="Save the plan for apply.")] = None,
          json_: Annotated[bool, typer.Option("--json", help="Machine-readable plan.")] = False,
          format_: Annotated[Format, typer.Option("--format")] = Format.text,
          detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
@@ -147,9 +147,9 @@ def _render(the_plan, fmt: Format) -> None:
 
 
 @app.command()
-def apply(plan_file: Annotated[Optional[Path], typer.Argument(help="A plan saved with plan -out.")] = None,
+def apply(plan_file: Annotated[Path | None, typer.Argument(help="A plan saved with plan -out.")] = None,
           root: Root = Path("."), set_: Sets = None, target: Targets = None,
-          specs: Annotated[Optional[list[Path]], typer.Option("--specs", help="Spec files or folders.")] = None,
+          specs: Annotated[list[Path] | None, typer.Option("--specs", help="Spec files or folders.")] = None,
           auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation.")] = False,
           parallelism: Annotated[int, typer.Option(help="Models applied at once.")] = 4,
           purge: Annotated[bool, typer.Option("--purge", help="Destroy deletes artifacts too.")] = False) -> None:
@@ -199,7 +199,7 @@ def apply(plan_file: Annotated[Optional[Path], typer.Argument(help="A plan saved
 
 
 @app.command()
-def show(model: Annotated[Optional[str], typer.Argument()] = None, root: Root = Path("."),
+def show(model: Annotated[str | None, typer.Argument()] = None, root: Root = Path("."),
          json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print the state: per model, each stage's fingerprint, artifacts, scores and deployment."""
     from levcustom.state.lockfile import read_lock
@@ -217,7 +217,7 @@ def show(model: Annotated[Optional[str], typer.Argument()] = None, root: Root = 
 
 
 @app.command()
-def resolve(agent: str, task: Annotated[Optional[str], typer.Option(help="Task type.")] = None,
+def resolve(agent: str, task: Annotated[str | None, typer.Option(help="Task type.")] = None,
             root: Root = Path("."), json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Which model AGENT should use (for TASK): model name, provider, base model and adapter/model id."""
     from dataclasses import asdict

@@ -23,8 +23,18 @@ from levcustom.providers import get_provider
 from levcustom.providers.base import JobStatus, ModelRef, Provider, TrainRequest
 from levcustom.spec.loader import LoadedSpec
 from levcustom.state.atomic import atomic_write_text
-from levcustom.state.lockfile import (DatasetState, DeployState, EvalState, Intent, Lock, MetricResult,
-                                      ModelState, SourceRecord, StateStore, TrainState)
+from levcustom.state.lockfile import (
+    DatasetState,
+    DeployState,
+    EvalState,
+    Intent,
+    Lock,
+    MetricResult,
+    ModelState,
+    SourceRecord,
+    StateStore,
+    TrainState,
+)
 from levcustom.workspace import Workspace
 
 

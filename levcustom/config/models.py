@@ -61,7 +61,8 @@ class ResolvedConfig(_Strict):
     eval: EvalConfig
 
     # Settings that change speed or memory but not the trained weights; kept out of fingerprints.
-    RESULT_NEUTRAL_HARDWARE: ClassVar[tuple[str, ...]] = ("name", "gradient_checkpointing", "memory_gb", "tokens_per_second")
+    RESULT_NEUTRAL_HARDWARE: ClassVar[tuple[str, ...]] = (
+        "name", "gradient_checkpointing", "memory_gb", "tokens_per_second")
 
     def result_inputs(self) -> dict[str, Any]:
         """Config values that change a training result (fingerprinted)."""

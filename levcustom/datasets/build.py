@@ -77,7 +77,8 @@ def build_dataset(ws: Workspace, spec: DatasetSpec, min_examples: int) -> BuiltD
         raise LevcustomError(f"dataset is empty after curation (rows per step: {steps})")
     train, validation = [], []
     for ex in examples:
-        (validation if in_validation(row_key(ex.messages), spec.split.validation, spec.split.seed) else train).append(ex)
+        held_out = in_validation(row_key(ex.messages), spec.split.validation, spec.split.seed)
+        (validation if held_out else train).append(ex)
     if len(train) < min_examples:
         raise LevcustomError(f"dataset has {len(train)} training examples; the provider needs at least {min_examples}")
     manifest = {"sources": sources, "steps": steps, "curation": spec.curation.model_dump(),

@@ -24,7 +24,8 @@ def resolve(lock: Lock, agent: str, task: str | None = None) -> Resolution:
                         if m.deploy is not None and agent in m.deploy.agents)
     if not candidates:
         known = sorted({a for m in lock.models.values() if m.deploy for a in m.deploy.agents})
-        raise LevcustomError(f"no model is deployed to agent {agent!r} (agents with models: {', '.join(known) or 'none'})")
+        raise LevcustomError(f"no model is deployed to agent {agent!r} "
+                             f"(agents with models: {', '.join(known) or 'none'})")
     if task is not None:
         for_task = [c for c in candidates if task in c[1].tasks]
         general = [c for c in candidates if not c[1].tasks]

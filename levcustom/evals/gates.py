@@ -28,7 +28,8 @@ def check_gates(gates: list[Gate], results: dict[str, MetricResult],
             else:
                 delta = r.tuned - ref
                 checks.append((delta >= gate.min_delta,
-                               f"{gate.metric} {r.tuned:.3f} vs {ref_name} {ref:.3f}: delta {delta:+.3f} >= {gate.min_delta:+}"))
+                               f"{gate.metric} {r.tuned:.3f} vs {ref_name} {ref:.3f}: "
+                               f"delta {delta:+.3f} >= {gate.min_delta:+}"))
         passed = all(ok for ok, _ in checks)
         detail = "; ".join(text if ok else f"FAILED {text}" for ok, text in checks)
         out.append(GateResult(gate=_describe(gate), passed=passed, detail=detail))

@@ -35,7 +35,8 @@ class Context:
     desired: dict[str, DesiredModel]
 
 
-def load_and_resolve(ws: Workspace, spec_paths: list[Path], sets: list[str]) -> tuple[list[LoadedSpec], dict[str, ResolvedConfig]]:
+def load_and_resolve(ws: Workspace, spec_paths: list[Path],
+                     sets: list[str]) -> tuple[list[LoadedSpec], dict[str, ResolvedConfig]]:
     """Validated specs and their resolved configs; every problem is raised at once."""
     specs = load_specs(spec_paths, ws.root)
     resolver = ConfigResolver(ws.conf_dir, ws.cache / "configs.json", sets)

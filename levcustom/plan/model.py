@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 PLAN_FORMAT_VERSION = "1.0"
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     NOOP = "no-op"
     CREATE = "create"
     UPDATE = "update"

@@ -144,7 +144,8 @@ def _gate_issues(doc: Document, model: ModelSpec) -> list[Issue]:
     return out
 
 
-def pydantic_issues(doc: Document, exc: ValidationError, root_model: type[BaseModel], prefix: Path_ = ()) -> list[Issue]:
+def pydantic_issues(doc: Document, exc: ValidationError, root_model: type[BaseModel],
+                    prefix: Path_ = ()) -> list[Issue]:
     """Turn a pydantic error into located issues with expected values and key suggestions."""
     out = []
     for err in exc.errors():

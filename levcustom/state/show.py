@@ -27,7 +27,8 @@ def render_state(lock: Lock, only: str | None = None) -> str:
             lines.append(f"  train    {t.fingerprint[:12]}  {t.provider} {escape(t.model_ref)}{extra}")
         if m.eval:
             e = m.eval
-            lines.append(f"  eval     {e.fingerprint[:12]}  {'[green]passed[/]' if e.passed else '[red]gate failed[/]'}")
+            verdict = "[green]passed[/]" if e.passed else "[red]gate failed[/]"
+            lines.append(f"  eval     {e.fingerprint[:12]}  {verdict}")
             for metric, r in e.results.items():
                 base = f"  (base {r.base:.3f})" if r.base is not None else ""
                 lines.append(f"             {metric}: {r.tuned:.3f}{base} over {r.cases} cases")
@@ -35,7 +36,8 @@ def render_state(lock: Lock, only: str | None = None) -> str:
                 lines.append(f"             {'✓' if g.passed else '✗'} {escape(g.detail)}")
         if m.deploy:
             p = m.deploy
-            lines.append(f"  deploy   {p.fingerprint[:12]}  agents [{', '.join(p.agents)}] tasks [{', '.join(p.tasks)}]")
+            lines.append(f"  deploy   {p.fingerprint[:12]}  agents [{', '.join(p.agents)}]"
+                         f" tasks [{', '.join(p.tasks)}]")
         for stage, intent in m.intents.items():
             lines.append(f"  [yellow]interrupted {stage}[/] since {intent.started_at} (job {intent.job_id}): "
                          "the next apply resumes it")

@@ -7,8 +7,16 @@ import copy
 from levcustom.plan.diff import DesiredModel, build_plan
 from levcustom.plan.fingerprint import fingerprint
 from levcustom.plan.model import Action
-from levcustom.state.lockfile import (DatasetState, DeployState, EvalState, Intent, Lock, ModelState, SourceRecord,
-                                      TrainState)
+from levcustom.state.lockfile import (
+    DatasetState,
+    DeployState,
+    EvalState,
+    Intent,
+    Lock,
+    ModelState,
+    SourceRecord,
+    TrainState,
+)
 
 
 def desired(name="m", r=8, gate_min=0.8, sha="aaa", records=10) -> DesiredModel:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from plan.test_diff import applied, desired
 
 from levcustom.errors import StalePlanError
 from levcustom.plan.diff import build_plan
 from levcustom.plan.planfile import check_fresh, load_plan, save_plan
 from levcustom.plan.render import render_json, render_markdown, render_text
 from levcustom.state.lockfile import Lock
-from plan.test_diff import applied, desired
 
 
 def test_text_has_symbols_reasons_and_summary():

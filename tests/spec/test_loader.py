@@ -95,13 +95,15 @@ def test_env_reference_allowed_and_kept_unresolved(tmp_path, monkeypatch):
 
 
 def test_alias_bomb_refused_quickly(tmp_path):
-    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefg", "bcdefgh"))
+    levels = zip("abcdefg", "bcdefgh", strict=True)
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    bomb += "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in levels)
     assert any("alias bomb" in e for e in errors(tmp_path, bomb))
 
 
 def test_duplicate_keys_and_model_names(tmp_path):
-    assert any("duplicate key" in e for e in errors(tmp_path, VALID.replace("kind: Model\n", "kind: Model\nkind: Model\n")))
+    twice = VALID.replace("kind: Model\n", "kind: Model\nkind: Model\n")
+    assert any("duplicate key" in e for e in errors(tmp_path, twice))
     (tmp_path / "a.yaml").write_text(VALID)
     (tmp_path / "b.yaml").write_text(VALID)
     with pytest.raises(SpecError) as exc:

@@ -44,7 +44,8 @@ def generate(job: LocalGenerateJob) -> list[list[str]]:
                 peft_model.load_adapter(path, adapter_name=name)
             peft_model.set_adapter(name)
             model = peft_model
-        outputs.append(_answers(model, tokenizer, texts, job, device, base_only=adapter is None and peft_model is not None))
+        base_only = adapter is None and peft_model is not None
+        outputs.append(_answers(model, tokenizer, texts, job, device, base_only=base_only))
     return outputs
 
 
