@@ -3,20 +3,20 @@
 
 Builds, under ``benchmarks/_work/plan_vs_dvc/`` (git-ignored):
 
-* ``lev/``: a levcustom repository: ``conf/`` (copied from this repo), N specs
+* the folder itself: a levcustom repository: ``conf/`` (copied from this repo), N specs
   ``specs/mXXX.yaml`` (one Model each), each with its own chat-JSONL source
-  ``data/mXXX.jsonl`` of R rows (~140 bytes a row: 200 x 10,000 rows ~ 276 MB).
+  ``data/mXXX.jsonl`` of R rows (~139 bytes a row: 200 x 10,000 rows ~ 277 MB).
 * ``dvc/``: a DVC project (``dvc init --no-scm``) with the same N data files
   (hard links, or copies where linking fails) and a ``dvc.yaml`` of N stages, each
   depending on one data file and writing a small ``out/mXXX.txt``; committed with
   ``dvc commit -f`` so that ``dvc status`` reports everything up to date.
 
-Then it times, as subprocesses:
+Then it times, as subprocesses (after one untimed warm-up run of each tool):
 
 * process start cost: ``levcustom --help`` and ``dvc --version``;
-* a cold run of each (no hash cache: ``.levcustom/cache/`` and DVC's state db in
-  ``core.site_cache_dir`` are deleted first; the data files are in the OS page cache
-  either way, since they were just written or read);
+* a cold run of each (no caches: ``.levcustom/cache/`` (file hashes and resolved Hydra
+  configs) and DVC's state db in ``core.site_cache_dir`` are deleted first; the data files
+  are in the OS page cache either way, since they were just written or read);
 * K warm repetitions, interleaved (levcustom, dvc, levcustom, dvc, ...) so that machine
   noise hits both; median and min of each and the levcustom/dvc ratios;
 * an incremental case: 100 rows appended to one source file, then one ``levcustom plan``
@@ -33,6 +33,10 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/plan_vs_dvc.py                       # 200 specs x 10,000 rows, 5 repeats
     .venv/bin/python benchmarks/plan_vs_dvc.py --specs 20 --rows 1000 --repeats 2   # quick check
     .venv/bin/python benchmarks/plan_vs_dvc.py --reuse               # keep the generated projects
+
+The children run with bytecode caching on (``PYTHONPYCACHEPREFIX=benchmarks/_work/pycache``,
+``PYTHONDONTWRITEBYTECODE`` unset), as on a developer machine; ``--inherit-bytecode-env`` keeps
+the caller's settings instead (see ``_env``).
 
 Needs ``dvc`` (``pip install -e '.[bench]'``); found next to this interpreter, else on PATH.
 """
@@ -55,12 +59,31 @@ REPO = Path(__file__).resolve().parent.parent
 WORK_ROOT = REPO / "benchmarks" / "_work"
 WORK = WORK_ROOT / "plan_vs_dvc"
 RESULTS = WORK_ROOT / "plan_vs_dvc.json"
+LEV = WORK                       # the levcustom repository (conf/, specs/, data/)
+DVC = WORK / "dvc"               # the DVC twin
+DVC_SITE_CACHE = DVC / ".dvc" / "site-cache"  # its state db (file-hash cache), kept local
+STAMP = WORK / ".bench-params.json"
 STAGES_PER_MODEL = 4  # dataset, train, eval, deploy
 INCREMENTAL_ROWS = 100
 
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "NO_COLOR": "1", "PYTHONDONTWRITEBYTECODE": "0",
-       "COLUMNS": "120"}
+PYCACHE = WORK_ROOT / "pycache"  # bytecode of both tools (see _env)
+
+ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "NO_COLOR": "1", "COLUMNS": "120"}
 ENV.pop("FORCE_COLOR", None)
+
+
+def _env(bytecode_cache: bool) -> None:
+    """Bytecode caching on, as on a user's machine, without writing into the repository.
+
+    With PYTHONDONTWRITEBYTECODE=1 inherited (as in some CI/sandbox shells), levcustom (an
+    editable install, whose source tree has no __pycache__) recompiles its own modules on every
+    run (~0.1 s), while dvc's site-packages ship precompiled .pyc: an unfair handicap. So the
+    children get PYTHONPYCACHEPREFIX=benchmarks/_work/pycache instead; the untimed warm-up runs
+    fill it. ``--inherit-bytecode-env`` keeps the caller's settings.
+    """
+    if bytecode_cache:
+        ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+        ENV["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
 
 _WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar "
           "papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu route tool search "
@@ -84,8 +107,8 @@ def _row(i: int, j: int) -> str:
     w = _WORDS
     n = len(w)
     a, b, c, d = w[(i * 7 + j) % n], w[(j * 13 + 3) % n], w[(i + j * 31) % n], w[(j * j + i) % n]
-    q = f"question {i} {j}: how do I {a} the {b} for {c}?"
-    ans = f"answer {j % 97}: use {d} then {a}-{(i * 1_000_003 + j * 7919) % 100_000:05d}."
+    q = f"question {i} {j} {a} {b} {c}"
+    ans = f"answer {d} {(i * 1_000_003 + j * 7919) % 1000:03d}"
     # Hand-formatted JSON (the text is plain ASCII with no quotes or backslashes): identical to
     # json.dumps(..., ensure_ascii=True) output, and several times faster for ~2M rows.
     return ('{"messages": [{"role": "user", "content": "' + q + '"}, '
@@ -133,7 +156,7 @@ def generate(n: int, rows: int, lev_bin: str, dvc_bin: str) -> dict:
     t0 = time.perf_counter()
     if WORK.exists():
         shutil.rmtree(WORK)
-    lev, dvc = WORK / "lev", WORK / "dvc"
+    lev, dvc = LEV, DVC
     (lev / "specs").mkdir(parents=True)
     (lev / "data").mkdir()
     shutil.copytree(REPO / "conf", lev / "conf")
@@ -149,7 +172,8 @@ def generate(n: int, rows: int, lev_bin: str, dvc_bin: str) -> dict:
     t0 = time.perf_counter()
     p = _run([lev_bin, "validate", "-C", str(lev)], lev)
     validate_s = time.perf_counter() - t0
-    print(f"  levcustom validate: ok ({validate_s:.2f} s) {p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ''}")
+    said = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+    print(f"  levcustom validate: ok ({validate_s:.2f} s) {said}")
 
     # The DVC twin: same data files (hard links: same bytes, same page cache).
     dvc.mkdir()
@@ -166,7 +190,7 @@ def generate(n: int, rows: int, lev_bin: str, dvc_bin: str) -> dict:
     t0 = time.perf_counter()
     _run([dvc_bin, "init", "--no-scm", "-q"], dvc)
     # Keep DVC's state db (its file-hash cache) inside the work folder, so "cold" can clear it.
-    _run([dvc_bin, "config", "core.site_cache_dir", str(WORK / "dvc-site-cache")], dvc)
+    _run([dvc_bin, "config", "core.site_cache_dir", str(DVC_SITE_CACHE)], dvc)
     _run([dvc_bin, "config", "core.analytics", "false"], dvc)
     (dvc / "dvc.yaml").write_text(_dvc_yaml(n))
     for i in range(n):  # what each stage's cmd would write; then commit instead of running N shells
@@ -213,7 +237,7 @@ def _stats(xs: list[float]) -> dict:
 
 
 def bench(n: int, rows: int, repeats: int, lev_bin: str, dvc_bin: str) -> dict:
-    lev, dvc = WORK / "lev", WORK / "dvc"
+    lev, dvc = LEV, DVC
     plan_cmd = [lev_bin, "plan", "-C", str(lev)]
     status_cmd = [dvc_bin, "status"]
     expect = STAGES_PER_MODEL * n
@@ -225,12 +249,16 @@ def bench(n: int, rows: int, repeats: int, lev_bin: str, dvc_bin: str) -> dict:
         _timed(cmd, lev)
         res[label] = _stats([_timed(cmd, lev)[0] for _ in range(3)])
 
+    # Untimed warm-up: fills the bytecode cache (see _env) and the OS page cache (--reuse).
+    _check_plan(_timed(plan_cmd, lev)[1], expect, "warm-up")
+    _check_dvc(_timed(status_cmd, dvc)[1], "warm-up")
+
     # Cold: no hash cache (page cache stays warm).
     shutil.rmtree(lev / ".levcustom" / "cache", ignore_errors=True)
     dt, p = _timed(plan_cmd, lev)
     _check_plan(p, expect, "cold")
     res["levcustom plan cold"] = round(dt, 4)
-    shutil.rmtree(WORK / "dvc-site-cache", ignore_errors=True)
+    shutil.rmtree(DVC_SITE_CACHE, ignore_errors=True)
     dt, p = _timed(status_cmd, dvc)
     _check_dvc(p, "cold")
     res["dvc status cold"] = round(dt, 4)
@@ -274,6 +302,13 @@ def bench(n: int, rows: int, repeats: int, lev_bin: str, dvc_bin: str) -> dict:
 
 # ---------------------------------------------------------------------------- report
 
+def _loadavg() -> list[float] | None:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
+
+
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else float("nan")
 
@@ -308,6 +343,8 @@ def report(res: dict, meta: dict) -> None:
               f"{res['dvc status incremental']:>12.3f} s{ratios['incremental levcustom/dvc']:>8.2f}x")
     else:
         print(f"{f'incremental (+{INCREMENTAL_ROWS} rows, 1 file)':34}{res['levcustom plan incremental']:>14.3f} s")
+    print(f"load average before/after: {meta['loadavg_before']} / {meta['loadavg_after']} "
+          f"({meta['cpus']} CPUs); bytecode cache: {meta['bytecode_cache']}")
     for name, ok in targets.items():
         print(f"target {name}: {'PASS' if ok else 'FAIL'}")
 
@@ -324,32 +361,39 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=5, help="warm repetitions of each command (default 5)")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse the projects in benchmarks/_work/plan_vs_dvc/ (if they match --specs/--rows)")
+    ap.add_argument("--inherit-bytecode-env", action="store_true",
+                    help="keep the caller's PYTHONDONTWRITEBYTECODE/PYTHONPYCACHEPREFIX (default: bytecode "
+                         "cached under benchmarks/_work/pycache for both tools)")
     a = ap.parse_args(argv)
+    _env(not a.inherit_bytecode_env)
     if a.specs < 1 or a.specs > 1000 or a.rows < 1 or a.repeats < 1:
         ap.error("need 1 <= --specs <= 1000, --rows >= 1, --repeats >= 1")
 
     lev_bin, dvc_bin = _tool("levcustom"), _tool("dvc")
-    stamp = WORK / "params.json"
     params = {"specs": a.specs, "rows": a.rows}
-    if a.reuse and stamp.is_file() and json.loads(stamp.read_text()).get("params") == params:
-        gen = json.loads(stamp.read_text())["generation"]
+    if a.reuse and STAMP.is_file() and json.loads(STAMP.read_text()).get("params") == params:
+        gen = json.loads(STAMP.read_text())["generation"]
         print(f"reusing {WORK.relative_to(REPO)}")
     else:
         if a.reuse:
             print("--reuse: no matching projects to reuse; generating")
         print(f"generating {a.specs} specs x {a.rows:,} rows in {WORK.relative_to(REPO)} ...", flush=True)
         gen = generate(a.specs, a.rows, lev_bin, dvc_bin)
-        stamp.write_text(json.dumps({"params": params, "generation": gen}))
-        print(f"  {gen['data_bytes'] / 1e6:.1f} MB in {gen['generate_s']:.1f} s; dvc init+commit {gen['dvc_setup_s']:.1f} s",
-              flush=True)
+        STAMP.write_text(json.dumps({"params": params, "generation": gen}))
+        print(f"  {gen['data_bytes'] / 1e6:.1f} MB in {gen['generate_s']:.1f} s; "
+              f"dvc init+commit {gen['dvc_setup_s']:.1f} s", flush=True)
 
     dvc_version = _run([dvc_bin, "--version"], WORK).stdout.strip()
+    load0 = _loadavg()
     res = bench(a.specs, a.rows, a.repeats, lev_bin, dvc_bin)
     meta = {"specs": a.specs, "rows": a.rows, "repeats": a.repeats, "data_bytes": gen["data_bytes"],
             "bytes_per_row": round(gen["data_bytes"] / (a.specs * a.rows), 1), "generation": gen,
             "levcustom": lev_bin, "dvc": dvc_bin, "dvc_version": dvc_version,
             "python": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "cpus": os.cpu_count(), "bytecode_cache": not a.inherit_bytecode_env,
+            "child_env": {k: ENV.get(k) for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")},
+            "loadavg_before": load0, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    meta["loadavg_after"] = _loadavg()
     report(res, meta)
 
 

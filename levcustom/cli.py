@@ -49,7 +49,7 @@ def _paths(ws: Workspace, paths: list[Path] | None) -> list[Path]:
 def main() -> None:
     """Console entry point: every expected failure is one clear line (never a traceback)."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns typer.Exit's code instead of exiting
     except LevcustomError as exc:
         err_console.print(f"Error: {exc}", markup=False, soft_wrap=True, style="red")
         sys.exit(exc.exit_code)
@@ -71,6 +71,7 @@ def main() -> None:
             err_console.print("Aborted.", style="red")
             sys.exit(1)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 @app.command()

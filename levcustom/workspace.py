@@ -15,6 +15,9 @@ class Workspace:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).resolve())  # resolved once, compared often
+
     @property
     def lockfile(self) -> Path:
         return self.root / "levcustom.lock"
@@ -52,7 +55,7 @@ class Workspace:
     def resolve_path(self, rel: str) -> Path:
         """A user-given path, confined to the repository (no ``..`` or symlink escapes)."""
         p = (self.root / rel).resolve()
-        if p != self.root.resolve() and self.root.resolve() not in p.parents:
+        if p != self.root and self.root not in p.parents:
             raise LevcustomError(f"path {rel!r} points outside the repository")
         return p
 

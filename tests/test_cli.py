@@ -50,6 +50,17 @@ def test_plan_apply_replan_cycle(repo):
     assert after["eval"]["passed"] is False and after["deploy"]["inputs"]["eval"] != after["eval"]["fingerprint"]
     assert "blocked unless results change" in repo.run("plan").stdout
 
+    # Removing the spec undeploys and forgets the model; --purge also deletes its artifacts.
+    (repo.root / "specs" / "tiny.yaml").rename(repo.root / "tiny.yaml.off")
+    (repo.root / "specs" / "other.yaml").write_text(
+        (repo.root / "tiny.yaml.off").read_text().replace("name: tiny", "name: other").replace("[helper]", "[x]"))
+    out = repo.run("plan", "--target", "tiny", "--purge").stdout
+    assert "Plan: 0 to add, 0 to change, 4 to destroy." in out and "artifacts purged" in out
+    repo.run("apply", "--auto-approve", "--target", "tiny", "--purge")
+    assert "tiny" not in repo.lock()["models"]
+    assert not (repo.root / train["model_ref"]).exists()
+    assert "no model is deployed to agent 'helper'" in repo.run("resolve", "helper", check=1).stderr
+
 
 def test_kill_mid_training_resumes_from_checkpoint(repo):
     repo.edit("specs/tiny.yaml", "epochs: 4", "epochs: 40")
@@ -100,5 +111,5 @@ def test_missing_source_and_too_few_examples(repo):
     repo.edit("specs/tiny.yaml", "data/missing.jsonl", "data/empty.jsonl")
     (repo.root / "data" / "empty.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     out = repo.run("apply", "--auto-approve", check=1)
-    assert "data/empty.jsonl:1: the last message must be the assistant's" in out.stderr
-    assert read_lock(repo.root / "levcustom.lock").models["tiny"].dataset is None
+    assert "data/empty.jsonl:1:1: the last message must be the assistant's" in out.stderr
+    assert read_lock(repo.root / "levcustom.lock").models == {}  # nothing half-built was recorded

@@ -7,6 +7,7 @@ import time
 from typing import Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -61,15 +62,15 @@ class RichReporter:
     def job_status(self, model: str, status: JobStatus) -> None:
         task = self._task(model)
         if status.progress is not None:
-            self.progress.update(task, total=1.0, completed=status.progress, info=describe(status))
+            self.progress.update(task, total=1.0, completed=status.progress, info=escape(describe(status)))
         else:
-            self.progress.update(task, info=describe(status))
+            self.progress.update(task, info=escape(describe(status)))
 
     def stage_done(self, model: str, stage: str, summary: str) -> None:
-        self.progress.console.print(f"[green]✓[/] {model}: {stage} {summary}")
+        self.progress.console.print(f"[green]✓[/] {model}: {stage} {escape(summary)}")
 
     def stage_failed(self, model: str, stage: str, error: str) -> None:
-        self.progress.console.print(f"[red]✗[/] {model}: {stage} {error}")
+        self.progress.console.print(f"[red]✗[/] {model}: {stage} {escape(error)}")
 
     def close(self) -> None:
         self.progress.stop()
@@ -84,20 +85,20 @@ class PlainReporter:
         self._last: dict[str, float] = {}
 
     def stage_started(self, model: str, stage: str, action: str) -> None:
-        self.console.print(f"{model}: {stage}: {action}...")
+        self.console.print(f"{model}: {stage}: {action}...", markup=False)
 
     def job_status(self, model: str, status: JobStatus) -> None:
         now = time.monotonic()
         if now - self._last.get(model, 0.0) >= self.every:
             self._last[model] = now
             pct = f" {status.progress:.0%}" if status.progress is not None else ""
-            self.console.print(f"{model}: {status.state}{pct} {describe(status)}")
+            self.console.print(f"{model}: {status.state}{pct} {describe(status)}", markup=False)
 
     def stage_done(self, model: str, stage: str, summary: str) -> None:
-        self.console.print(f"{model}: {stage}: done {summary}")
+        self.console.print(f"{model}: {stage}: done {summary}", markup=False)
 
     def stage_failed(self, model: str, stage: str, error: str) -> None:
-        self.console.print(f"{model}: {stage}: FAILED {error}")
+        self.console.print(f"{model}: {stage}: FAILED {error}", markup=False)
 
     def close(self) -> None:
         pass

@@ -72,6 +72,3 @@ class Plan(_Frozen):
         change = sum(c.action is Action.UPDATE for c in self.changes)
         destroy = sum(c.action in (Action.DESTROY, Action.REPLACE) for c in self.changes)
         return {"add": add, "change": change, "destroy": destroy}
-
-    def models(self) -> list[str]:
-        return list(dict.fromkeys(c.model for c in self.changes))

@@ -24,10 +24,10 @@ def render_text(plan: Plan) -> str:
     else:
         lines.append("levcustom will perform the following actions "
                      "([green]+[/] create, [yellow]~[/] update, [magenta]-/+[/] replace, [red]-[/] destroy):")
-        for model in plan.models():
-            pending = [c for c in plan.pending if c.model == model]
-            if not pending:
-                continue
+        by_model: dict[str, list] = {}
+        for c in plan.pending:
+            by_model.setdefault(c.model, []).append(c)
+        for model, pending in by_model.items():
             lines.append(f"\n  [bold]# {model}[/]")
             for c in pending:
                 style = _STYLE[c.action]

@@ -117,7 +117,7 @@ class ModelState(_Model):
 
 class Lock(_Model):
     version: int = LOCK_VERSION
-    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    lineage: str = Field("", description="Set by the first write; empty while no lockfile exists.")
     serial: int = 0
     models: dict[str, ModelState] = Field(default_factory=dict)
 
@@ -159,6 +159,7 @@ class StateStore:
             candidate = self.lock.model_copy(deep=True)
             mutate(candidate)
             candidate.serial += 1
+            candidate.lineage = candidate.lineage or str(uuid.uuid4())
             atomic_write_text(self.path, dump_lock(candidate))
             self.lock = candidate  # only after the write succeeded: memory never runs ahead of disk
 

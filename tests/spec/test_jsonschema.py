@@ -12,3 +12,13 @@ def test_schema_has_spec_and_training_completion():
     assert set(body["training"]["properties"]) >= {"epochs", "learning_rate", "lora"}
     assert "required" not in body["training"]
     assert body["method"]["const"] == "sft"
+
+
+def test_committed_schema_is_current():
+    """Editors read schema/model-spec.schema.json; regenerate with `levcustom schema -o ...`."""
+    import json
+
+    from conftest import PROJECT
+
+    committed = json.loads((PROJECT / "schema" / "model-spec.schema.json").read_text())
+    assert committed == spec_json_schema()

@@ -22,7 +22,10 @@ def add_model(name):
 
 def test_missing_lock_is_empty_state(tmp_path):
     lock = read_lock(tmp_path / "levcustom.lock")
-    assert lock.serial == 0 and lock.models == {} and len(lock.lineage) == 36
+    assert lock.serial == 0 and lock.models == {} and lock.lineage == ""
+    store = StateStore(tmp_path / "levcustom.lock")
+    store.update(add_model("a"))
+    assert len(store.lock.lineage) == 36 and read_lock(tmp_path / "levcustom.lock").lineage == store.lock.lineage
 
 
 def test_each_write_bumps_serial_and_keeps_lineage_sorted(tmp_path):
