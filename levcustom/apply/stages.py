@@ -22,6 +22,7 @@ from levcustom.plan.model import StageChange
 from levcustom.providers import get_provider
 from levcustom.providers.base import JobStatus, ModelRef, Provider, TrainRequest
 from levcustom.spec.loader import LoadedSpec
+from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.atomic import atomic_write_text
 from levcustom.state.lockfile import (
     DatasetState,
@@ -58,7 +59,7 @@ def _model(lock: Lock, name: str) -> ModelState:
 
 def run_dataset(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:
     provider = get_provider(ls.model.spec.provider, sc.ws)
-    built = build_dataset(sc.ws, ls.model.spec.dataset, provider.min_examples(cfg))
+    built = build_dataset(sc.ws, ls.model.spec.dataset, provider.min_examples(cfg), EXAMPLE_KIND[ls.model.spec.method])
     sources = [SourceRecord(path=s["path"], sha256=s["sha256"], records=s["records"])
                for s in change.inputs["sources"]]
     state = DatasetState(fingerprint=change.fingerprint, inputs=change.inputs, artifact=sc.ws.rel(built.artifact),

@@ -20,6 +20,7 @@ from levcustom.config.models import ResolvedConfig
 from levcustom.errors import Issue, SpecError
 from levcustom.spec.loader import LoadedSpec, _suggest, pydantic_issues
 from levcustom.spec.yamlload import Document, format_path
+from levcustom.state.jsoncache import JsonCache
 
 GROUPS = ("provider", "hardware")
 
@@ -41,9 +42,7 @@ class ConfigResolver:
         self.conf_dir = conf_dir.resolve()
         self.cli_sets = list(cli_sets or [])
         self.digest = conf_digest(self.conf_dir)
-        self.cache_file = cache_file
-        self._disk: dict[str, Any] = self._read_cache()
-        self._dirty = False
+        self._disk = JsonCache(cache_file)
         self._bases: dict[tuple[str, str], Any] = {}
 
     def choices(self, group: str) -> list[str]:
@@ -71,8 +70,7 @@ class ConfigResolver:
         cached = self._disk.get(key)
         if cached is None:
             cached = self._compose(ls)
-            self._disk[key] = cached
-            self._dirty = True
+            self._disk.put(key, cached)
         try:
             return ResolvedConfig.model_validate(cached)
         except ValidationError as exc:
@@ -142,22 +140,8 @@ class ConfigResolver:
                 out.append(Issue(f"conf/ (for {ls.file})", 0, 0, dotted, issue.message))
         return out
 
-    def _read_cache(self) -> dict[str, Any]:
-        if self.cache_file and self.cache_file.is_file():
-            try:
-                data = json.loads(self.cache_file.read_text())
-                return data if isinstance(data, dict) else {}
-            except (OSError, ValueError):
-                return {}  # a corrupt cache is only a cache: rebuild it
-        return {}
-
     def save_cache(self) -> None:
-        if self.cache_file and self._dirty:
-            from levcustom.state.atomic import atomic_write_text
-
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.cache_file, json.dumps(self._disk))
-            self._dirty = False
+        self._disk.save()
 
 
 def _has_path(data: Any, path: tuple) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,8 +18,11 @@ class LoraConfig(_Strict):
     target_modules: str | list[str]
 
 
+Auto = Literal["auto"]
+
+
 class TrainingConfig(_Strict):
-    epochs: float = Field(gt=0)
+    epochs: Annotated[float, Field(gt=0)] | Auto = Field(description="'auto' lets a hosted provider choose.")
     learning_rate: float = Field(gt=0)
     lr_scheduler_type: str
     warmup_ratio: float = Field(ge=0.0, le=1.0)
@@ -30,6 +33,10 @@ class TrainingConfig(_Strict):
     completion_only_loss: bool
     lora: LoraConfig
     logging_steps: int = Field(gt=0)
+    # Hosted fine-tuning hyperparameters (OpenAI / Bedrock names); local training uses the hardware profile.
+    batch_size: int | Auto = "auto"
+    learning_rate_multiplier: float | Auto = "auto"
+    beta: float | Auto = Field("auto", description="DPO: strength of the preference penalty.")
     save_steps: int = Field(gt=0)
 
 
@@ -59,13 +66,3 @@ class ResolvedConfig(_Strict):
     hardware: HardwareConfig
     training: TrainingConfig
     eval: EvalConfig
-
-    # Settings that change speed or memory but not the trained weights; kept out of fingerprints.
-    RESULT_NEUTRAL_HARDWARE: ClassVar[tuple[str, ...]] = (
-        "name", "gradient_checkpointing", "memory_gb", "tokens_per_second")
-
-    def result_inputs(self) -> dict[str, Any]:
-        """Config values that change a training result (fingerprinted)."""
-        hw = self.hardware.model_dump(exclude=set(self.RESULT_NEUTRAL_HARDWARE))
-        hw["effective_batch_size"] = hw.pop("per_device_batch_size") * hw.pop("gradient_accumulation_steps")
-        return {"training": self.training.model_dump(), "hardware": hw}

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from levcustom.datasets.jsonl import ChatExample, read_chat_examples
+from levcustom.datasets.jsonl import Example, Kind, read_examples
 from levcustom.errors import LevcustomError
 from levcustom.spec.schema import DatasetSpec
 from levcustom.workspace import Workspace
@@ -26,12 +26,6 @@ class BuiltDataset:
     sha256: str
     train_rows: int
     validation_rows: int
-
-
-def row_key(messages) -> str:
-    """Normalized text identity of an example (case and whitespace folded) for dedupe and split."""
-    text = "\x1e".join(f"{r}\x1f{' '.join(c.split()).lower()}" for r, c in messages)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def line_hashes(path: Path) -> list[str]:
@@ -46,15 +40,18 @@ def in_validation(key: str, fraction: float, seed: int) -> bool:
     return bucket < fraction
 
 
-def build_dataset(ws: Workspace, spec: DatasetSpec, min_examples: int) -> BuiltDataset:
-    """Read, dedupe and split the sources; store the result by content hash (idempotent)."""
-    examples: list[ChatExample] = []
+def build_dataset(ws: Workspace, spec: DatasetSpec, min_examples: int, kind: Kind = "chat") -> BuiltDataset:
+    """Read, dedupe and split the sources; store the result by content hash (idempotent).
+
+    ``kind`` is ``chat`` for SFT and ``preference`` (prompt/chosen/rejected) for DPO.
+    """
+    examples: list[Example] = []
     sources = []
     for src in spec.sources:
         path = ws.resolve_path(src.path)
         if not path.is_file():
             raise LevcustomError(f"{src.path}: source file not found")
-        found, issues = read_chat_examples(path, src.path)
+        found, issues = read_examples(path, src.path, kind)
         if issues and src.on_error == "fail":
             more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
             raise LevcustomError(f"{issues[0]}{more}; set on_error: skip to drop bad rows")
@@ -67,7 +64,7 @@ def build_dataset(ws: Workspace, spec: DatasetSpec, min_examples: int) -> BuiltD
         seen: set[str] = set()
         unique = []
         for ex in examples:
-            key = row_key(ex.messages)
+            key = ex.key()
             if key not in seen:
                 seen.add(key)
                 unique.append(ex)
@@ -77,24 +74,23 @@ def build_dataset(ws: Workspace, spec: DatasetSpec, min_examples: int) -> BuiltD
         raise LevcustomError(f"dataset is empty after curation (rows per step: {steps})")
     train, validation = [], []
     for ex in examples:
-        held_out = in_validation(row_key(ex.messages), spec.split.validation, spec.split.seed)
+        held_out = in_validation(ex.key(), spec.split.validation, spec.split.seed)
         (validation if held_out else train).append(ex)
     if len(train) < min_examples:
         raise LevcustomError(f"dataset has {len(train)} training examples; the provider needs at least {min_examples}")
-    manifest = {"sources": sources, "steps": steps, "curation": spec.curation.model_dump(),
+    manifest = {"kind": kind, "sources": sources, "steps": steps, "curation": spec.curation.model_dump(),
                 "split": spec.split.model_dump(), "train_rows": len(train), "validation_rows": len(validation)}
     return _store(ws, {"train.jsonl": train, "validation.jsonl": validation}, manifest)
 
 
-def _store(ws: Workspace, splits: dict[str, list[ChatExample]], manifest: dict) -> BuiltDataset:
+def _store(ws: Workspace, splits: dict[str, list[Example]], manifest: dict) -> BuiltDataset:
     root = ws.store / "datasets"
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
     try:
         digest = hashlib.sha256()
         for name, rows in splits.items():
-            lines = [json.dumps({"messages": ex.as_messages(), "source": ex.source, "line": ex.line},
-                                ensure_ascii=False) for ex in rows]
+            lines = [json.dumps(ex.to_row(), ensure_ascii=False) for ex in rows]
             data = ("\n".join(lines) + "\n" if lines else "").encode()
             digest.update(name.encode() + b"\0" + data)
             (tmp / name).write_bytes(data)

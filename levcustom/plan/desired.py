@@ -14,12 +14,15 @@ from pathlib import Path
 from levcustom.config.compose import ConfigResolver
 from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.build import line_hashes, load_manifest
+from levcustom.datasets.jsonl import read_examples
 from levcustom.errors import Issue, LevcustomError, SpecError
 from levcustom.plan import fingerprint as fp
 from levcustom.plan.diff import DesiredModel, build_plan
 from levcustom.plan.model import Action, Estimate, Plan
 from levcustom.providers import get_provider
 from levcustom.spec.loader import LoadedSpec, load_specs
+from levcustom.spec.schema import EXAMPLE_KIND
+from levcustom.state.jsoncache import JsonCache
 from levcustom.state.lockfile import Lock, ModelState
 from levcustom.state.statcache import FileInfo, StatCache
 from levcustom.workspace import Workspace
@@ -59,7 +62,8 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
             continue
         cfg = configs[ls.name]
         d_in = fp.dataset_inputs(ls.model, sources)
-        t_in = fp.train_inputs(ls.model, cfg, fp.fingerprint(d_in))
+        provider = get_provider(ls.model.spec.provider, ws)
+        t_in = fp.train_inputs(ls.model, provider.name, provider.result_config(cfg), fp.fingerprint(d_in))
         e_in = fp.eval_inputs(ls.model, cfg, fp.fingerprint(t_in), suites)
         p_in = fp.deploy_inputs(ls.model, fp.fingerprint(e_in))
         deltas = _source_deltas(ws, lock.models.get(ls.name), sources)
@@ -104,18 +108,45 @@ def _source_deltas(ws: Workspace, state: ModelState | None, sources: dict[str, F
     return out
 
 
-def estimates_for(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: dict[str, ResolvedConfig],
-                  stat: StatCache) -> list[Estimate]:
-    """Cost of each training the plan will run (tokens estimated as bytes / 4)."""
-    out = []
+def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: dict[str, ResolvedConfig],
+              stat: StatCache) -> tuple[list[Estimate], list[Issue]]:
+    """For each training the plan will run: the provider's offline checks of settings and data
+    (located issues) and its cost estimate. Reads source files only for those trainings, and
+    caches the verdict by content, so re-planning the same change reads nothing."""
+    cache = JsonCache(ws.cache / "inspect.json")
+    estimates: list[Estimate] = []
+    issues: list[Issue] = []
     for change in plan.pending:
         if change.stage != "train" or change.action not in (Action.CREATE, Action.REPLACE):
             continue
         ls, cfg = specs[change.model], configs[change.model]
-        size = sum(stat.info(ws.resolve_path(s.path)).size for s in ls.model.spec.dataset.sources)
-        est = get_provider(ls.model.spec.provider, ws).estimate(size // 4, cfg, ls.model.spec.base_model)
-        out.append(Estimate(model=change.model, tokens=est.tokens, hours=est.hours, usd=est.usd, note=est.note))
-    return out
+        body = ls.model.spec
+        provider = get_provider(body.provider, ws)
+        issues += [ls.doc.issue(p.key_path, p.message) for p in provider.check(body.method, body.base_model, cfg)]
+        key = fp.fingerprint({"provider": provider.name, "train": change.inputs, "config": cfg.provider})
+        report = cache.get(key)
+        if report is None:
+            report = _inspect(ws, ls, cfg, provider)
+            cache.put(key, report)
+        issues += [Issue(**i) for i in report["issues"]]
+        est = provider.estimate(report["tokens"], cfg, body.base_model)
+        estimates.append(Estimate(model=change.model, tokens=est.tokens, hours=est.hours, usd=est.usd,
+                                  note=f"{report['examples']} examples, {est.note} (tokens {report['note']})"))
+    cache.save()
+    return estimates, issues
+
+
+def _inspect(ws: Workspace, ls: LoadedSpec, cfg: ResolvedConfig, provider) -> dict:
+    body = ls.model.spec
+    examples, issues = [], []
+    for src in body.dataset.sources:
+        found, bad = read_examples(ws.resolve_path(src.path), src.path, EXAMPLE_KIND[body.method])
+        examples += found
+        if src.on_error == "fail":
+            issues += bad
+    report = provider.inspect(examples, body.method, body.base_model, cfg)
+    return {"examples": report.examples, "tokens": report.tokens, "note": report.note,
+            "issues": [i.__dict__ for i in issues + report.issues]}
 
 
 def make_plan(ws: Workspace, lock: Lock, spec_paths: list[Path], *, sets: list[str] | None = None,
@@ -136,7 +167,9 @@ def make_plan(ws: Workspace, lock: Lock, spec_paths: list[Path], *, sets: list[s
         provider = get_provider(ls.model.spec.provider, ws)
         warnings += [f"{ls.name}: {w}" for w in provider.risks(ls.model.spec.base_model, configs[ls.name],
                                                                today or date.today())]
-    plan = plan.model_copy(update={"estimates": estimates_for(ws, plan, by_name, configs, stat),
-                                   "warnings": warnings})
+    estimates, issues = preflight(ws, plan, by_name, configs, stat)
+    if issues:
+        raise SpecError(issues)
+    plan = plan.model_copy(update={"estimates": estimates, "warnings": warnings})
     stat.save()
     return plan, Context(ws, by_name, configs, {d.name: d for d in desired})

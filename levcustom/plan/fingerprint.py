@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from levcustom.config.models import ResolvedConfig
-from levcustom.spec.schema import ModelSpec
+from levcustom.spec.schema import EXAMPLE_KIND, ModelSpec
 from levcustom.state.statcache import FileInfo
 
 # Bump when a stage's meaning changes (e.g. a new dataset format) to rebuild everything once.
@@ -31,6 +31,7 @@ def dataset_inputs(spec: ModelSpec, sources: dict[str, FileInfo]) -> dict[str, A
     ds = spec.spec.dataset
     return {
         "format": DATASET_FORMAT,
+        "kind": EXAMPLE_KIND[spec.spec.method],
         "sources": [
             {**src.model_dump(), "sha256": sources[src.path].sha256, "records": sources[src.path].records}
             for src in ds.sources
@@ -40,14 +41,15 @@ def dataset_inputs(spec: ModelSpec, sources: dict[str, FileInfo]) -> dict[str, A
     }
 
 
-def train_inputs(spec: ModelSpec, cfg: ResolvedConfig, dataset_fp: str) -> dict[str, Any]:
+def train_inputs(spec: ModelSpec, provider: str, result_config: dict[str, Any], dataset_fp: str) -> dict[str, Any]:
+    """``result_config`` is what the provider says changes its result (``Provider.result_config``)."""
     return {
         "recipe": TRAIN_RECIPE,
         "dataset": dataset_fp,
         "base_model": spec.spec.base_model,
-        "provider": cfg.provider.get("name"),
+        "provider": provider,
         "method": spec.spec.method,
-        **cfg.result_inputs(),
+        **result_config,
     }
 
 

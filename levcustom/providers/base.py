@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from levcustom.config.models import ResolvedConfig
+from levcustom.datasets.jsonl import Example
+from levcustom.errors import Issue
 from levcustom.state.lockfile import TrainState
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -56,6 +58,24 @@ class CostEstimate:
 
 
 @dataclass(frozen=True)
+class DatasetReport:
+    """A provider's offline verdict on training examples: count, tokens (one epoch), located issues."""
+
+    examples: int
+    tokens: int
+    issues: list[Issue] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """A spec setting the provider cannot honor, located by key path (e.g. ``("spec", "method")``)."""
+
+    key_path: tuple[str | int, ...]
+    message: str
+
+
+@dataclass(frozen=True)
 class ModelRef:
     """What to run for generation: the base model alone, or with a tuned ``ref`` applied."""
 
@@ -69,8 +89,21 @@ class Provider(Protocol):
     def min_examples(self, config: ResolvedConfig) -> int:
         """Fewest training examples a job accepts."""
 
+    def max_parallel_jobs(self, config: ResolvedConfig) -> int:
+        """Trainings this provider runs at once (apply bounds its submissions by this)."""
+
+    def result_config(self, config: ResolvedConfig) -> dict[str, Any]:
+        """The resolved settings that change this provider's training result (they are fingerprinted:
+        anything else, e.g. LoRA rank for a hosted provider, never triggers a paid retrain)."""
+
+    def check(self, method: str, base_model: str, config: ResolvedConfig) -> list[ConfigProblem]:
+        """Offline: settings this provider cannot honor (method, base model, hyperparameter ranges)."""
+
+    def inspect(self, examples: list[Example], method: str, base_model: str, config: ResolvedConfig) -> DatasetReport:
+        """Offline: validate examples the way the provider will, and count their tokens."""
+
     def estimate(self, tokens: int, config: ResolvedConfig, base_model: str) -> CostEstimate:
-        """Offline cost estimate for training ``tokens`` (already multiplied by nothing: one epoch)."""
+        """Offline cost estimate for training on ``tokens`` (one epoch's worth) for the configured epochs."""
 
     def risks(self, base_model: str, config: ResolvedConfig, today: date) -> list[str]:
         """Offline warnings for the plan (deprecations, shutdown dates)."""
@@ -92,6 +125,9 @@ class Provider(Protocol):
 
     def refresh(self, state: TrainState) -> str | None:
         """Read the real state: None when it matches, else the drift, as a reason."""
+
+    def logs(self, state: TrainState) -> list[str]:
+        """The training job's event lines, oldest first."""
 
     def generate(self, models: list[ModelRef], prompts: list[list[dict[str, str]]],
                  config: ResolvedConfig) -> list[list[str]]:

@@ -19,6 +19,8 @@ from levcustom.errors import Issue, SpecError
 from levcustom.spec.schema import METRICS, ModelSpec
 from levcustom.spec.yamlload import Document, Path_, load_yaml
 
+# Names pydantic gives union members in an error's location (``constrained-float``, ``literal['auto']``).
+_UNION_TAG = re.compile(r"^(constrained-\w+|function-.*|.*\[.*\]|int|float|str|bool)$")
 ENV_REF = re.compile(r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$")
 
 
@@ -146,8 +148,12 @@ def _gate_issues(doc: Document, model: ModelSpec) -> list[Issue]:
 
 def pydantic_issues(doc: Document, exc: ValidationError, root_model: type[BaseModel],
                     prefix: Path_ = ()) -> list[Issue]:
-    """Turn a pydantic error into located issues with expected values and key suggestions."""
-    out = []
+    """Turn a pydantic error into located issues with expected values and key suggestions.
+
+    A value that fails every member of a union (``float | 'auto'``) gives one issue whose
+    message lists what each member expected.
+    """
+    merged: dict[Path_, tuple[list[str], list[str]]] = {}  # loc -> (messages, got)
     for err in exc.errors():
         loc = prefix + _strip_union_tags(err["loc"])
         kind = err["type"]
@@ -160,10 +166,13 @@ def pydantic_issues(doc: Document, exc: ValidationError, root_model: type[BaseMo
             msg = "required key is missing"
         else:
             msg = err["msg"]
-            if "input" in err and not isinstance(err["input"], (dict, list)):
-                msg += f" (got {err['input']!r})"
-        out.append(doc.issue(loc, msg))
-    return out
+        messages, got = merged.setdefault(loc, ([], []))
+        if msg not in messages:
+            messages.append(msg)
+        if not got and kind != "extra_forbidden" and "input" in err and not isinstance(err["input"], (dict, list)):
+            got.append(repr(err["input"]))
+    return [doc.issue(loc, ", or ".join(messages) + (f" (got {got[0]})" if got else ""))
+            for loc, (messages, got) in merged.items()]
 
 
 def _pydantic_issues(doc: Document, exc: ValidationError) -> list[Issue]:
@@ -172,7 +181,7 @@ def _pydantic_issues(doc: Document, exc: ValidationError) -> list[Issue]:
 
 def _strip_union_tags(loc: tuple) -> Path_:
     # pydantic puts the union member's tag or class name in loc; users never wrote it.
-    return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+    return tuple(p for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p)))
 
 
 def _suggest(word: str, choices) -> str:

@@ -18,6 +18,10 @@ Metric = Literal["exact_match", "contains", "json_valid"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 
 
+# The kind of training example each method learns from (see levcustom.datasets.jsonl).
+EXAMPLE_KIND = {"sft": "chat", "dpo": "preference"}
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,7 +91,7 @@ class ModelBody(Strict):
     provider: str = Field("local", description="Selects conf/provider/<name>.yaml.")
     hardware: str = Field("cpu", description="Selects conf/hardware/<name>.yaml (local provider).")
     overrides: list[str] = Field(default_factory=list, description="Hydra overrides, applied last.")
-    method: Literal["sft"] = "sft"
+    method: Literal["sft", "dpo"] = Field("sft", description="sft: chat rows; dpo: preference rows.")
     dataset: DatasetSpec
     training: dict[str, Any] = Field(default_factory=dict, description="Overrides of the training config group.")
     evals: EvalSpec = Field(default_factory=EvalSpec)

@@ -38,6 +38,7 @@ class StageState(_Model):
     fingerprint: str
     inputs: dict[str, Any] = Field(description="The fingerprinted inputs, kept to explain later changes.")
     updated_at: str = Field(default_factory=now_iso)
+    drift: str | None = Field(None, description="Set by refresh when the provider's real state differs.")
 
 
 class SourceRecord(_Model):

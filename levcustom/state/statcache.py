@@ -6,12 +6,11 @@ A no-change plan re-reads no file's contents: only ``os.stat`` per source.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from levcustom.state.atomic import atomic_write_text
+from levcustom.state.jsoncache import JsonCache
 
 _CHUNK = 1 << 20
 
@@ -46,30 +45,18 @@ class StatCache:
     """Maps path -> (stat key, FileInfo); persisted as one small JSON file."""
 
     def __init__(self, file: Path | None):
-        self.file = file
-        self._entries: dict[str, list] = {}
-        self._dirty = False
-        if file and file.is_file():
-            try:
-                self._entries = json.loads(file.read_text())
-            except (OSError, ValueError):
-                self._entries = {}  # only a cache
+        self._cache = JsonCache(file)
 
     def info(self, path: Path) -> FileInfo:
         """FileInfo for ``path``; hashes only when size, mtime or inode changed."""
         st = os.stat(path)
         key = [st.st_size, st.st_mtime_ns, st.st_ino]
-        name = str(path)
-        hit = self._entries.get(name)
+        hit = self._cache.get(str(path))
         if hit and hit[:3] == key:
             return FileInfo(*hit[3:])
         info = hash_file(path)
-        self._entries[name] = key + [info.sha256, info.size, info.records]
-        self._dirty = True
+        self._cache.put(str(path), key + [info.sha256, info.size, info.records])
         return info
 
     def save(self) -> None:
-        if self.file and self._dirty:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.file, json.dumps(self._entries))
-            self._dirty = False
+        self._cache.save()

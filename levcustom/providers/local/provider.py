@@ -17,10 +17,20 @@ import sys
 import tempfile
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from levcustom.config.models import ResolvedConfig
+from levcustom.datasets.jsonl import Example, message_lists
 from levcustom.errors import ProviderError
-from levcustom.providers.base import CostEstimate, JobStatus, ModelRef, TrainRequest, TrainResult
+from levcustom.providers.base import (
+    ConfigProblem,
+    CostEstimate,
+    DatasetReport,
+    JobStatus,
+    ModelRef,
+    TrainRequest,
+    TrainResult,
+)
 from levcustom.providers.local.job import LocalGenerateJob, LocalTrainJob, last_event, write_json
 from levcustom.state.lockfile import TrainState
 from levcustom.workspace import Workspace
@@ -65,9 +75,31 @@ class LocalProvider:
     def max_parallel_jobs(self, config: ResolvedConfig) -> int:
         return int(config.provider.get("max_parallel_jobs", 1))
 
+    def result_config(self, config: ResolvedConfig) -> dict[str, Any]:
+        # Speed/memory settings do not change the weights; hosted-only knobs do not apply here.
+        hw = config.hardware.model_dump(exclude={"name", "gradient_checkpointing", "memory_gb", "tokens_per_second",
+                                                  "per_device_batch_size", "gradient_accumulation_steps"})
+        hw["effective_batch_size"] = config.hardware.per_device_batch_size * config.hardware.gradient_accumulation_steps
+        training = config.training.model_dump(exclude={"batch_size", "learning_rate_multiplier", "beta",
+                                                       "logging_steps", "save_steps"})
+        return {"training": training, "hardware": hw}
+
+    def check(self, method: str, base_model: str, config: ResolvedConfig) -> list[ConfigProblem]:
+        problems = []
+        if method != "sft":
+            problems.append(ConfigProblem(("spec", "method"), f"the local provider trains 'sft' (got {method!r})"))
+        if config.training.epochs == "auto":
+            problems.append(ConfigProblem(("spec", "training", "epochs"), "local training needs a number of epochs"))
+        return problems
+
+    def inspect(self, examples: list[Example], method: str, base_model: str, config: ResolvedConfig) -> DatasetReport:
+        # No tokenizer is loaded at plan time: ~4 characters per token is the usual estimate for English.
+        chars = sum(len(c) for ex in examples for msgs in message_lists(ex) for _, c in msgs)
+        return DatasetReport(len(examples), chars // 4, [], "estimated as characters / 4")
+
     def estimate(self, tokens: int, config: ResolvedConfig, base_model: str) -> CostEstimate:
         tps = config.hardware.tokens_per_second
-        trained = int(tokens * config.training.epochs)
+        trained = int(tokens * float(config.training.epochs))
         hours = trained / tps / 3600
         usd = hours * float(config.provider.get("gpu_hour_usd", 0.0))
         return CostEstimate(trained, hours, usd,
@@ -157,6 +189,10 @@ class LocalProvider:
         if not (self.ws.root / state.model_ref / "adapter_config.json").is_file():
             return f"drift: adapter {state.model_ref} is missing from the local store"
         return None
+
+    def logs(self, state: TrainState) -> list[str]:
+        path = self.ws.runs / "train" / state.fingerprint / "events.jsonl"
+        return path.read_text().splitlines() if path.is_file() else []
 
     # -- inference ------------------------------------------------------------------------
 
