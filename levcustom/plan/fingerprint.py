@@ -66,7 +66,11 @@ def eval_inputs(spec: ModelSpec, cfg: ResolvedConfig, train_fp: str, suites: dic
 
 def deploy_inputs(spec: ModelSpec, eval_fp: str) -> dict[str, Any]:
     dep = spec.spec.deploy
-    return {"eval": eval_fp, "agents": sorted(dep.agents), "tasks": sorted(dep.tasks)}
+    inputs = {"eval": eval_fp, "agents": sorted(dep.agents), "tasks": sorted(dep.tasks)}
+    if dep.target != "registry":  # only then: registry deployments keep their fingerprints
+        inputs["target"] = dep.target
+        inputs[dep.target] = getattr(dep, dep.target).model_dump()
+    return inputs
 
 
 UPSTREAM_KEYS = {"train": "dataset", "eval": "train", "deploy": "eval"}

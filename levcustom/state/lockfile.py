@@ -83,6 +83,14 @@ class EvalState(StageState):
     run_dir: str
 
 
+class OllamaDeployment(_Model):
+    """A model created on an Ollama server by the deploy stage (removed again on destroy)."""
+
+    host: str
+    model: str
+    digest: str = Field(description="sha256 of the GGUF blob Ollama serves.")
+
+
 class DeployState(StageState):
     agents: list[str]
     tasks: list[str]
@@ -90,6 +98,7 @@ class DeployState(StageState):
     base_model: str
     model_ref: str
     eval_results: dict[str, MetricResult] = Field(description="Scores of the deployed version, for A/B gates.")
+    ollama: OllamaDeployment | None = None
 
 
 class Intent(_Model):

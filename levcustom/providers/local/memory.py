@@ -186,7 +186,8 @@ class BatchChoice:
 
 
 def effective_batch(training: TrainingConfig, hardware: HardwareConfig) -> int:
-    """Rows per optimizer step: ``training.batch_size`` when set, else the profile's batch x accumulation x processes."""
+    """Rows per optimizer step: ``training.batch_size`` when set, else the profile's batch x accumulation
+    x processes."""
     if isinstance(training.batch_size, int):
         return training.batch_size
     return hardware.per_device_batch_size * hardware.gradient_accumulation_steps * hardware.distributed.num_processes
