@@ -196,20 +196,31 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
         kept = " (the previous deployment is kept)" if m.deploy else ""
         raise GateFailedError(f"{ls.name}: not deployed, eval gate failed: {failed}{kept}")
     dep = ls.model.spec.deploy
+    served = None
+    if m.train.provider == "local":  # model card with eval results; Ollama when deploy.target says so
+        from levcustom.deploy.local import deploy_local
+
+        served = deploy_local(sc.ws, ls.name, ls.model.spec, cfg, m, m.deploy)
     state = DeployState(fingerprint=change.fingerprint, inputs=change.inputs, agents=sorted(dep.agents),
                         tasks=sorted(dep.tasks), provider=m.train.provider, base_model=ls.model.spec.base_model,
-                        model_ref=m.train.model_ref, eval_results=m.eval.results)
+                        model_ref=m.train.model_ref, eval_results=m.eval.results, ollama=served)
 
     def write(lock: Lock) -> None:
         _model(lock, ls.name).deploy = state
 
     sc.store.update(write)
-    return f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]"
+    where = f"; served by Ollama as {served.model}" if served else ""
+    return f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]{where}"
 
 
 def run_destroy(sc: StageContext, model: str, change: StageChange) -> str:
     m = _model(sc.store.lock, model)
     note = "removed from the lockfile"
+    if change.stage == "deploy" and m.deploy and m.deploy.ollama:
+        from levcustom.deploy.ollama import undeploy
+
+        gone = undeploy(m.deploy.ollama)
+        note = f"deleted Ollama model {m.deploy.ollama.model}" + ("" if gone else " (it was already gone)")
     if sc.purge and change.stage == "train" and m.train:
         get_provider(m.train.provider, sc.ws).delete(m.train)
         note = f"deleted {m.train.model_ref}"

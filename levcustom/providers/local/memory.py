@@ -106,7 +106,8 @@ class MemoryEstimate:
 
 
 def gib(n: float) -> str:
-    return f"{n / GIB:.2f} GiB"
+    """Bytes for people: GiB, or MiB below one GiB (tiny models)."""
+    return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / 1024**2:.1f} MiB"
 
 
 def target_modules(target: str | list[str]) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from levcustom.providers.base import (
 )
 from levcustom.providers.local import launch
 from levcustom.providers.local.card import CARD_FILE, CardData, write_card
-from levcustom.providers.local.job import LocalGenerateJob, LocalTrainJob, last_event, write_json
+from levcustom.providers.local.job import LocalExportJob, LocalGenerateJob, LocalTrainJob, last_event, write_json
 from levcustom.providers.local.memory import (
     BatchChoice,
     ModelShape,
@@ -338,20 +339,62 @@ class LocalProvider:
         bases = {m.base_model for m in models}
         if len(bases) != 1:
             raise ProviderError("local generation takes models that share one base model")
-        out_dir = _mk(self.ws.runs / "generate")
-        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-            job = LocalGenerateJob(root=str(self.ws.root), base_model=bases.pop(),
-                                   model_sources=config.provider.get("model_sources", {}),
-                                   adapters=[m.ref for m in models], prompts=prompts, eval=config.eval,
-                                   hardware=config.hardware, output=str(Path(tmp) / "out.json"))
-            write_json(Path(tmp) / "request.json", job.model_dump(mode="json"))
-            proc = subprocess.run([sys.executable, "-m", "levcustom.providers.local.generate_child",
-                                   str(Path(tmp) / "request.json")], capture_output=True, text=True,
+
+        def job(output: Path) -> LocalGenerateJob:
+            return LocalGenerateJob(root=str(self.ws.root), base_model=bases.pop(),
+                                    model_sources=config.provider.get("model_sources", {}),
+                                    adapters=[m.ref for m in models], prompts=prompts, eval=config.eval,
+                                    hardware=config.hardware, output=str(output))
+
+        return self._run_child("generate_child", job, "local generation")["outputs"]
+
+    def export_gguf(self, model_ref: str, adapter_sha: str, base_model: str, config: ResolvedConfig, *,
+                    name: str, dtype: str) -> GgufExport:
+        """The tuned model merged and written as GGUF, stored once per (adapter, base, dtype)."""
+        key = hashlib.sha256(json.dumps([adapter_sha, base_model, dtype]).encode()).hexdigest()
+        folder = self.ws.store / "gguf" / key
+        meta = folder / "export.json"
+        if not meta.is_file():
+            def job(output: Path) -> LocalExportJob:
+                return LocalExportJob(root=str(self.ws.root), base_model=base_model,
+                                      model_sources=config.provider.get("model_sources", {}), adapter=model_ref,
+                                      precision=config.hardware.precision, dtype=dtype, name=name,
+                                      gguf=str(output.parent / "model.gguf"), output=str(output))
+
+            tmp = Path(tempfile.mkdtemp(dir=_mk(folder.parent), prefix=".tmp-"))
+            data = self._run_child("export_child", job, "GGUF export", work=tmp)
+            write_json(tmp / "export.json", {**data, "gguf": "model.gguf"})
+            (tmp / "request.json").unlink()
+            (tmp / "out.json").unlink()
+            shutil.rmtree(folder, ignore_errors=True)  # a half-written earlier attempt
+            tmp.rename(folder)
+        data = json.loads(meta.read_text())
+        return GgufExport(path=folder / data["gguf"], chat_template=data["chat_template"],
+                          bos_token=data["bos_token"], eos_token=data["eos_token"])
+
+    def _run_child(self, module: str, make_job, what: str, work: Path | None = None) -> dict:
+        """Run ``levcustom.providers.local.<module>`` on a job built for its output file; its JSON result."""
+        with tempfile.TemporaryDirectory(dir=_mk(self.ws.runs / "generate")) as scratch:
+            folder = work or Path(scratch)
+            job = make_job(folder / "out.json")
+            write_json(folder / "request.json", job.model_dump(mode="json"))
+            proc = subprocess.run([sys.executable, "-m", f"levcustom.providers.local.{module}",
+                                   str(folder / "request.json")], capture_output=True, text=True,
                                   env=_child_env(), cwd=self.ws.root, stdin=subprocess.DEVNULL)
             if proc.returncode != 0:
                 last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                raise ProviderError(f"local generation failed: {last}")
-            return json.loads((Path(tmp) / "out.json").read_text())["outputs"]
+                raise ProviderError(f"{what} failed: {last}")
+            return json.loads((folder / "out.json").read_text())
+
+
+@dataclass(frozen=True)
+class GgufExport:
+    """A GGUF file of a tuned model and the tokenizer facts a chat template needs."""
+
+    path: Path
+    chat_template: str | None
+    bos_token: str
+    eos_token: str
 
 
 def merged_dir(ws: Workspace, adapter_sha: str) -> Path:

@@ -190,7 +190,11 @@ def run(job: LocalTrainJob) -> dict:
     if not _is_main_process():
         return {}
     trainer.processing_class.save_pretrained(adapter)
-    out = {"adapter": str(adapter), "metrics": metrics, "resumed_from": resume}
+    # What actually ran, for the job's record: the trainer class and how many linears were k-bit.
+    quantized = sum(type(m).__module__.startswith("bitsandbytes") and type(m).__name__ in ("Linear4bit", "Linear8bitLt")
+                    for m in trainer.model.modules())
+    out = {"adapter": str(adapter), "metrics": metrics, "resumed_from": resume,
+           "trainer": type(trainer).__name__, "quantized_linear_layers": quantized}
     if job.training.merge:
         from levcustom.providers.local.merge import save_merged
 
