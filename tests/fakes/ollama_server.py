@@ -217,7 +217,9 @@ class FakeOllama:
         messages = list(body.get("messages") or [])
         if model["system"] is not None and not any(m["role"] == "system" for m in messages):
             messages.insert(0, {"role": "system", "content": model["system"]})
-        prompt = render_go_template(model["template"], {"Messages": messages})
+        # Go templates see Ollama's api.Message struct: fields Role and Content.
+        prompt = render_go_template(model["template"],
+                                    {"Messages": [{"Role": m["role"], "Content": m["content"]} for m in messages]})
         options = {**model["parameters"], **(body.get("options") or {})}
         answer = self._runner(model)(prompt, int(options.get("num_predict", 24)))
         return 200, {"model": model["name"], "created_at": datetime.now(UTC).isoformat(),
