@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROLES = ("system", "user", "assistant")
-_MARK = {role: f"\x1e{role.upper()}\x1f" for role in ROLES}
+# Markers no template trims or escapes (ASCII control characters count as whitespace for trim).
+_MARK = {role: f"\u27e6{role.upper()}\u27e7" for role in ROLES}
 
 
 class UnsupportedTemplate(ValueError):
@@ -84,10 +85,10 @@ def chat_format(template: str, bos_token: str = "", eos_token: str = "") -> Chat
     render = _renderer(template, bos_token, eos_token)
     s, u, a = (_MARK[r] for r in ROLES)
     msg = {r: {"role": r, "content": _MARK[r]} for r in ROLES}
+    with_system = render([msg["system"], msg["user"], msg["assistant"]], False)
+    user_only = render([msg["user"]], False)
+    user_gen = render([msg["user"]], True)
     try:
-        with_system = render([msg["system"], msg["user"], msg["assistant"]], False)
-        user_only = render([msg["user"]], False)
-        user_gen = render([msg["user"]], True)
         sys_prefix = _between(with_system, None, s)
         user_suffix = _between(user_only, u, None)
         assistant_suffix = _between(with_system, a, None)

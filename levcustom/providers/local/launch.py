@@ -68,9 +68,15 @@ def accelerate_config(hw: HardwareConfig) -> dict[str, Any]:
 
 
 def train_command(hw: HardwareConfig, request: Path) -> list[str]:
-    """The command that trains ``request``; writes ``accelerate.yaml`` beside it when several processes run."""
+    """The command that trains ``request``; writes ``accelerate.yaml`` beside it when several processes run.
+
+    DDP on CPU runs under torchrun (gloo): accelerate's multi-CPU launcher needs MPI.
+    """
     if not needs_accelerate(hw):
         return [sys.executable, "-m", CHILD_MODULE, str(request)]
+    if hw.device == "cpu":
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc_per_node={hw.distributed.num_processes}", "--module", CHILD_MODULE, str(request)]
     import yaml
 
     config_file = request.parent / "accelerate.yaml"
