@@ -116,3 +116,29 @@ def test_ollama_deploy_round_trip(repo, tmp_path):
         out = repo.run("apply", "--auto-approve")
         assert "deleted Ollama model tiny-helper" in out.stdout
         assert fake.tags()[1]["models"] == []
+
+
+def losses(work) -> list[float]:
+    return [e["loss"] for e in map(json.loads, (work / "events.jsonl").read_text().splitlines()) if "loss" in e]
+
+
+def test_continued_sft_starts_from_the_previous_adapter(repo):
+    repo.run("apply", "--auto-approve")
+    first = repo.lock()["models"]["tiny"]["train"]
+    [first_work] = repo.root.glob(".levcustom/runs/train/*")
+    repo.edit("specs/tiny.yaml", "learning_rate: 0.01", f"learning_rate: 0.01\n    init_adapter: {first['model_ref']}")
+    plan = repo.run("plan").stdout
+    assert "training.init_adapter added" in plan, plan
+    repo.run("apply", "--auto-approve")
+    second = repo.lock()["models"]["tiny"]["train"]
+    assert second["inputs"]["training"]["init_adapter"] == {"path": first["model_ref"],
+                                                            "sha256": first["artifact_sha256"]}
+    second_work = next(w for w in repo.root.glob(".levcustom/runs/train/*") if w != first_work)
+    # The continued run starts where the first ended, not where the first started.
+    before, after = losses(first_work), losses(second_work)
+    assert after[0] < before[-1] + 0.25 * (before[0] - before[-1])
+    # An adapter of another rank is refused at plan time, with the numbers.
+    repo.edit("specs/tiny.yaml", "lora: {r: 8, alpha: 16", "lora: {r: 4, alpha: 16")
+    out = repo.run("plan", check=1)
+    assert "spec.training.init_adapter: the adapter has r=8, alpha=16; set training.lora to match (now r=4" \
+        in out.stderr
