@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from levcustom.config.models import HardwareConfig
+from levcustom.errors import ProviderError
 
 CHILD_MODULE = "levcustom.providers.local.train_child"
 _MIXED = {"fp32": "no", "fp16": "fp16", "bf16": "bf16"}
@@ -85,25 +86,29 @@ def train_command(hw: HardwareConfig, request: Path) -> list[str]:
             "--module", CHILD_MODULE, str(request)]
 
 
+def slurm_parameters(hw: HardwareConfig) -> dict[str, Any]:
+    """sbatch settings for the profile, in submitit's Slurm names (one task per node: accelerate spawns the rest)."""
+    s = hw.slurm
+    params: dict[str, Any] = {"time": s.timeout_min, "nodes": s.nodes, "ntasks_per_node": 1,
+                              "cpus_per_task": s.cpus_per_task, "partition": s.partition, "account": s.account,
+                              "gpus_per_node": s.gpus_per_node or None,
+                              "mem": f"{s.mem_gb:g}GB" if s.mem_gb else None}
+    return {k: v for k, v in params.items() if v is not None}
+
+
 def submitit_executor(hw: HardwareConfig, folder: Path):
     """A submitit executor for the profile: Slurm, or submitit's local executor (``launcher: submitit-local``)."""
     import submitit
 
     if hw.launcher == "slurm":
-        executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
-        s = hw.slurm
-        params: dict[str, Any] = {"timeout_min": s.timeout_min, "nodes": s.nodes, "cpus_per_task": s.cpus_per_task,
-                                  "tasks_per_node": 1, "gpus_per_node": s.gpus_per_node or None}
-        if s.mem_gb:
-            params["mem_gb"] = s.mem_gb
-        if s.partition:
-            params["slurm_partition"] = s.partition
-        if s.account:
-            params["slurm_account"] = s.account
-        executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
-    else:
-        executor = submitit.AutoExecutor(folder=str(folder), cluster="local")
-        executor.update_parameters(timeout_min=hw.slurm.timeout_min)
+        try:
+            executor = submitit.SlurmExecutor(folder=str(folder))
+        except RuntimeError as exc:  # no srun/sbatch on this machine
+            raise ProviderError(f"hardware {hw.name!r} submits to Slurm: {exc}") from None
+        executor.update_parameters(**slurm_parameters(hw))
+        return executor
+    executor = submitit.LocalExecutor(folder=str(folder))
+    executor.update_parameters(timeout_min=hw.slurm.timeout_min)
     return executor
 
 
@@ -111,8 +116,8 @@ def submit_job(hw: HardwareConfig, command: list[str], cwd: Path, env: dict[str,
     """Submit ``command`` through submitit; returns the scheduler's job id."""
     import submitit
 
-    executor = submitit_executor(hw, folder)
-    job = executor.submit(submitit.helpers.CommandFunction(command, cwd=str(cwd), env=env, verbose=False))
+    job = submitit_executor(hw, folder).submit(submitit.helpers.CommandFunction(command, cwd=str(cwd), env=env,
+                                                                                 verbose=False))
     return str(job.job_id)
 
 

@@ -418,6 +418,9 @@ def _check_distributed(config: ResolvedConfig) -> list[ConfigProblem]:
     if dist.strategy != "none" and hw.quantization != "none" and dist.strategy != "ddp":
         problems.append(ConfigProblem(where, f"quantization {hw.quantization!r} with {dist.strategy!r} is not "
                                              "supported here: use ddp, or quantization none"))
+    if hw.launcher == "slurm" and hw.slurm.nodes > 1:
+        problems.append(ConfigProblem(where, "hardware.slurm.nodes > 1: multi-node training is not supported yet "
+                                             "(one node, several GPUs is)"))
     if isinstance(t.batch_size, int) and t.batch_size % dist.num_processes:
         problems.append(ConfigProblem(("spec", "training", "batch_size"),
                                       f"batch_size {t.batch_size} must divide evenly over "

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
+from conftest import PROJECT
 from levcustom.config.models import HardwareConfig
-from levcustom.providers.local.launch import accelerate_config, train_command
+from levcustom.providers.local.launch import accelerate_config, slurm_parameters, train_command
 
 
 def profile(**kw) -> HardwareConfig:
@@ -47,6 +49,22 @@ def test_single_process_needs_no_launcher_and_cpu_ddp_uses_torchrun(tmp_path):
     assert train_command(cpu, tmp_path / "request.json")[1:5] == ["-m", "torch.distributed.run", "--standalone",
                                                                    "--nproc_per_node=2"]
     assert accelerate_config(cpu)["distributed_type"] == "MULTI_CPU"
+
+
+def test_slurm_profile_becomes_an_sbatch_script(tmp_path):
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    with open(PROJECT / "conf" / "hardware" / "slurm-a100x4.yaml") as f:
+        hw = HardwareConfig.model_validate(yaml.safe_load(f))
+    hw = hw.model_copy(update={"slurm": hw.slurm.model_copy(update={"partition": "gpu", "account": "ml",
+                                                                      "mem_gb": 256})})
+    script = _make_sbatch_string(command="python -m x", folder=tmp_path, **slurm_parameters(hw))
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --account=ml", "#SBATCH --gpus-per-node=4",
+                 "#SBATCH --time=240", "#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1",
+                 "#SBATCH --cpus-per-task=32", "#SBATCH --mem=256GB"):
+        assert line in script.splitlines()
+    # The node runs accelerate for the profile's 4 processes.
+    assert train_command(hw, tmp_path / "request.json")[2] == "accelerate.commands.launch"
 
 
 @pytest.mark.slow
