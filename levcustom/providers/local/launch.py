@@ -7,6 +7,9 @@ DeepSpeed ZeRO), and optionally as a Slurm job through submitit.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -133,3 +136,14 @@ def job_state(hw: HardwareConfig, folder: Path, job_id: str) -> str:
     except (OSError, ValueError):
         return "FINISHED"
     return "FINISHED" if "\nState:\tZ" in status else "RUNNING"
+
+
+def cancel_job(hw: HardwareConfig, folder: Path, job_id: str) -> None:
+    """Stop a submitted job: ``scancel`` on Slurm, SIGTERM to the local executor's runner."""
+    if hw.launcher == "slurm":
+        import submitit
+
+        submitit.SlurmJob(folder=str(folder), job_id=job_id).cancel()
+        return
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(job_id), signal.SIGTERM)

@@ -310,9 +310,7 @@ class LocalProvider:
     def cancel(self, job_id: str, request: TrainRequest) -> None:
         submitted = request.work_dir / "submitit_job"
         if submitted.is_file():
-            import submitit
-
-            submitit.Job(folder=str(request.work_dir / "submitit"), job_id=submitted.read_text()).cancel()
+            launch.cancel_job(request.config.hardware, request.work_dir / "submitit", submitted.read_text())
             return
         pid = self._pid(request)
         if pid is not None:
