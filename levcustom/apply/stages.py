@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import threading
-import time
 from dataclasses import dataclass
 
 from levcustom.apply.progress import Reporter
@@ -20,7 +19,7 @@ from levcustom.evals.metrics import METRIC_FUNCTIONS
 from levcustom.evals.suite import EvalCase, load_suite
 from levcustom.plan.model import StageChange
 from levcustom.providers import get_provider
-from levcustom.providers.base import JobStatus, ModelRef, Provider, TrainRequest
+from levcustom.providers.base import JobStatus, ModelRef, Provider, TrainRequest, Upload
 from levcustom.spec.loader import LoadedSpec
 from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.atomic import atomic_write_text
@@ -35,6 +34,7 @@ from levcustom.state.lockfile import (
     SourceRecord,
     StateStore,
     TrainState,
+    UploadRecord,
 )
 from levcustom.workspace import Workspace
 
@@ -77,9 +77,10 @@ def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Sta
     body = ls.model.spec
     provider = get_provider(body.provider, sc.ws)
     dataset = _model(sc.store.lock, ls.name).dataset
+    known = {u.sha256: u.file_id for u in sc.store.lock.uploads.values() if u.provider == provider.name}
     request = TrainRequest(model=ls.name, key=change.fingerprint, base_model=body.base_model, method=body.method,
                            dataset_dir=sc.ws.root / dataset.artifact, config=cfg,
-                           work_dir=sc.ws.runs / "train" / change.fingerprint)
+                           work_dir=sc.ws.runs / "train" / change.fingerprint, known_uploads=known)
 
     def set_intent(job_id: str | None):
         def write(lock: Lock) -> None:
@@ -91,7 +92,7 @@ def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Sta
     slot = sc.job_slots.setdefault(provider.name, threading.Semaphore(provider.max_parallel_jobs(cfg)))
     with slot:
         set_intent(None)  # before submit: a crash from here on is resumed by key, never re-submitted blind
-        job_id = provider.submit(request)
+        job_id = provider.submit(request, lambda upload: _record_upload(sc, upload))
         set_intent(job_id)
         _follow(sc, provider, job_id, request)
     result = provider.result(job_id, request)
@@ -109,11 +110,22 @@ def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Sta
     return f"{result.model_ref}" + (f" (train loss {loss:.3f})" if loss is not None else "")
 
 
+def _record_upload(sc: StageContext, upload: Upload) -> None:
+    def write(lock: Lock) -> None:
+        lock.uploads[f"{upload.provider}:{upload.sha256}"] = UploadRecord(
+            provider=upload.provider, sha256=upload.sha256, file_id=upload.file_id, bytes=upload.bytes)
+    sc.store.update(write)
+
+
 def _follow(sc: StageContext, provider: Provider, job_id: str, request: TrainRequest) -> None:
-    """Poll until the job ends; a provider failure clears the intent so the next apply starts fresh."""
+    """Poll with backoff until the job ends (the delay resets whenever the status changes);
+    a provider failure clears the intent so the next apply starts fresh."""
+    delay, last = provider.poll_interval, None
     while True:
         status = provider.poll(job_id, request)
         sc.reporter.job_status(request.model, status)
+        delay = provider.poll_interval if status != last else min(delay * 1.5, provider.max_poll_interval)
+        last = status
         if status.state == "succeeded":
             return
         if status.state in ("failed", "cancelled"):
@@ -123,7 +135,7 @@ def _follow(sc: StageContext, provider: Provider, job_id: str, request: TrainReq
             raise ProviderError(f"training job {job_id} {status.state}: {status.message}")
         if sc.cancel.is_set():
             raise Interrupted("interrupted while training; the job's checkpoints are kept")
-        time.sleep(getattr(provider, "poll_interval", 1.0))
+        sc.cancel.wait(delay)
 
 
 def run_eval(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:

@@ -6,6 +6,7 @@ calls the rest. Implementations import their SDKs lazily so ``plan`` stays light
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,6 +31,7 @@ class TrainRequest:
     dataset_dir: Path
     config: ResolvedConfig
     work_dir: Path
+    known_uploads: dict[str, str] = field(default_factory=dict)  # content sha256 -> provider file id (lockfile)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,16 @@ class JobStatus:
     message: str = ""
     progress: float | None = None  # 0..1 where the provider knows it
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A data file stored at a provider, addressed by the sha256 of its bytes."""
+
+    provider: str
+    sha256: str
+    file_id: str
+    bytes: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ class ModelRef:
 
 class Provider(Protocol):
     name: str
+    poll_interval: float  # seconds between job polls; grows up to max_poll_interval while nothing changes
+    max_poll_interval: float
 
     def min_examples(self, config: ResolvedConfig) -> int:
         """Fewest training examples a job accepts."""
@@ -108,8 +122,11 @@ class Provider(Protocol):
     def risks(self, base_model: str, config: ResolvedConfig, today: date) -> list[str]:
         """Offline warnings for the plan (deprecations, shutdown dates)."""
 
-    def submit(self, request: TrainRequest) -> str:
-        """Start training, or find the job already started under ``request.key``; return its id."""
+    def submit(self, request: TrainRequest, record_upload: Callable[[Upload], None]) -> str:
+        """Start training, or find the job already started under ``request.key``; return its id.
+
+        Each file uploaded on the way is passed to ``record_upload`` at once (it lands in the lockfile),
+        so the same bytes are never uploaded twice."""
 
     def poll(self, job_id: str, request: TrainRequest) -> JobStatus:
         """Current state and progress of a job."""

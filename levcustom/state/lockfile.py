@@ -116,11 +116,22 @@ class ModelState(_Model):
         return getattr(self, name)
 
 
+class UploadRecord(_Model):
+    """A file at a provider, by content hash: found here first, so bytes are never uploaded twice."""
+
+    provider: str
+    sha256: str
+    file_id: str
+    bytes: int
+    created_at: str = Field(default_factory=now_iso)
+
+
 class Lock(_Model):
     version: int = LOCK_VERSION
     lineage: str = Field("", description="Set by the first write; empty while no lockfile exists.")
     serial: int = 0
     models: dict[str, ModelState] = Field(default_factory=dict)
+    uploads: dict[str, UploadRecord] = Field(default_factory=dict, description="Keyed '<provider>:<sha256>'.")
 
 
 def read_lock(path: Path) -> Lock:

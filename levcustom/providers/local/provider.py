@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from levcustom.providers.base import (
     ModelRef,
     TrainRequest,
     TrainResult,
+    Upload,
 )
 from levcustom.providers.local.job import LocalGenerateJob, LocalTrainJob, last_event, write_json
 from levcustom.state.lockfile import TrainState
@@ -64,6 +66,7 @@ def tree_sha256(folder: Path) -> str:
 class LocalProvider:
     name = "local"
     poll_interval = 0.5
+    max_poll_interval = 2.0
 
     def __init__(self, ws: Workspace):
         self.ws = ws
@@ -110,7 +113,7 @@ class LocalProvider:
 
     # -- training -------------------------------------------------------------------------
 
-    def submit(self, request: TrainRequest) -> str:
+    def submit(self, request: TrainRequest, record_upload: Callable[[Upload], None]) -> str:
         work = request.work_dir
         work.mkdir(parents=True, exist_ok=True)
         job_id = f"local-{request.key[:16]}"
