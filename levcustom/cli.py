@@ -80,7 +80,7 @@ def validate(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None)
     from levcustom.plan.desired import load_and_resolve
 
     ws = _ws(root)
-    specs, _ = load_and_resolve(ws, _paths(ws, paths), set_ or [])
+    specs, _, _ = load_and_resolve(ws, _paths(ws, paths), set_ or [])
     console.print(f"[green]Success![/] {len(specs)} spec{'s' if len(specs) != 1 else ''} valid.")
 
 
@@ -103,7 +103,7 @@ def config(model: str, root: Root = Path("."), set_: Sets = None, paths: SpecPat
     from levcustom.plan.desired import load_and_resolve
 
     ws = _ws(root)
-    specs, configs = load_and_resolve(ws, _paths(ws, paths), set_ or [])
+    _, configs, _ = load_and_resolve(ws, _paths(ws, paths), set_ or [])
     if model not in configs:
         raise LevcustomError(f"no spec defines model {model!r} (models: {', '.join(sorted(configs))})")
     import yaml
@@ -118,7 +118,9 @@ def plan(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None, tar
          format_: Annotated[Format, typer.Option("--format")] = Format.text,
          detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                          help="Exit 0 no changes, 2 changes, 1 error.")] = False,
-         purge: Annotated[bool, typer.Option("--purge", help="Destroy deletes artifacts too.")] = False) -> None:
+         purge: Annotated[bool, typer.Option("--purge", help="Destroy deletes artifacts too.")] = False,
+         refresh: Annotated[bool, typer.Option("--refresh", help="Read providers' real state first (drift); "
+                                                                "needs credentials.")] = False) -> None:
     """Show what apply would do, and why. Read-only: no credentials, no jobs, no ML imports."""
     from levcustom.plan.desired import make_plan
     from levcustom.plan.planfile import save_plan
@@ -126,7 +128,7 @@ def plan(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None, tar
 
     ws = _ws(root)
     lock = read_lock(ws.lockfile)
-    the_plan, _ = make_plan(ws, lock, _paths(ws, paths), sets=set_, targets=target, purge=purge)
+    the_plan, _ = make_plan(ws, lock, _paths(ws, paths), sets=set_, targets=target, purge=purge, refresh=refresh)
     _render(the_plan, Format.json if json_ else format_)
     if out:
         save_plan(the_plan, out)
@@ -152,7 +154,8 @@ def apply(plan_file: Annotated[Path | None, typer.Argument(help="A plan saved wi
           root: Root = Path("."), set_: Sets = None, target: Targets = None,
           specs: Annotated[list[Path] | None, typer.Option("--specs", help="Spec files or folders.")] = None,
           auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation.")] = False,
-          parallelism: Annotated[int, typer.Option(help="Models applied at once.")] = 4,
+          parallelism: Annotated[int, typer.Option(help="Models applied at once (each provider further bounds "
+                                                                 "its own concurrent jobs).")] = 64,
           purge: Annotated[bool, typer.Option("--purge", help="Destroy deletes artifacts too.")] = False) -> None:
     """Build datasets, train, evaluate, gate and deploy what the plan says, resumably."""
     from levcustom.apply.executor import execute
@@ -197,6 +200,43 @@ def apply(plan_file: Annotated[Path | None, typer.Argument(help="A plan saved wi
         raise typer.Exit(1)
     if outcome.gated:
         raise typer.Exit(3)
+
+
+@app.command(name="refresh")
+def refresh_cmd(paths: SpecPaths = None, root: Root = Path("."), target: Targets = None) -> None:
+    """Read each trained model's real state at its provider and record drift in the lockfile."""
+    from levcustom.apply.refresh import detect_drift, mark_drift
+    from levcustom.plan.desired import Context, load_and_resolve
+    from levcustom.state.lockfile import StateStore
+    from levcustom.state.statelock import StateLock
+
+    ws = _ws(root)
+    specs, configs, resolver = load_and_resolve(ws, _paths(ws, paths), [])
+    with StateLock(ws.state_lock, "refresh"):
+        store = StateStore(ws.lockfile)
+        drift = detect_drift(Context(ws, {s.name: s for s in specs}, configs, {}, resolver), store.lock, target)
+        if any(store.lock.models[n].train.drift != reason for n, reason in drift.items()):
+            store.update(lambda lock: mark_drift(lock, drift))
+    for name, reason in drift.items():
+        console.print(f"{name}: {reason or 'in sync'}", markup=False)
+
+
+@app.command()
+def logs(model: str, root: Root = Path("."), paths: SpecPaths = None) -> None:
+    """Print the training job's events (loss lines, status changes) of MODEL."""
+    from levcustom.plan.desired import load_and_resolve
+    from levcustom.providers import get_provider
+    from levcustom.state.lockfile import read_lock
+
+    ws = _ws(root)
+    state = read_lock(ws.lockfile).models.get(model)
+    train = state.train if state else None
+    if train is None:
+        raise LevcustomError(f"model {model!r} has no trained version in the lockfile")
+    _, configs, resolver = load_and_resolve(ws, _paths(ws, paths), [])
+    config = configs.get(model) or resolver.defaults(train.provider)
+    for line in get_provider(train.provider, ws).logs(train, config):
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command()

@@ -76,6 +76,12 @@ class ConfigResolver:
         except ValidationError as exc:
             raise SpecError(self._locate(ls, exc)) from None
 
+    def defaults(self, provider: str, hardware: str = "cpu") -> ResolvedConfig:
+        """The config of a provider with no spec on top (for models whose spec was removed)."""
+        from omegaconf import OmegaConf
+
+        return ResolvedConfig.model_validate(OmegaConf.to_container(self._base(provider, hardware), resolve=True))
+
     def _compose(self, ls: LoadedSpec) -> dict[str, Any]:
         from omegaconf import OmegaConf  # lazy: only on a cache miss
 

@@ -11,6 +11,7 @@ from levcustom.workspace import Workspace
 # Adding a provider: one module implementing ``Provider`` and one line here.
 _REGISTRY = {
     "local": "levcustom.providers.local.provider:LocalProvider",
+    "openai": "levcustom.providers.openai:OpenAIProvider",
 }
 
 

@@ -137,13 +137,13 @@ class Provider(Protocol):
     def cancel(self, job_id: str, request: TrainRequest) -> None:
         """Stop a running job."""
 
-    def delete(self, state: TrainState) -> None:
+    def delete(self, state: TrainState, config: ResolvedConfig) -> None:
         """Delete a trained model's artifacts (destroy with --purge)."""
 
-    def refresh(self, state: TrainState) -> str | None:
+    def refresh(self, state: TrainState, config: ResolvedConfig) -> str | None:
         """Read the real state: None when it matches, else the drift, as a reason."""
 
-    def logs(self, state: TrainState) -> list[str]:
+    def logs(self, state: TrainState, config: ResolvedConfig) -> list[str]:
         """The training job's event lines, oldest first."""
 
     def generate(self, models: list[ModelRef], prompts: list[list[dict[str, str]]],

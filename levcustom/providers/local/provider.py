@@ -183,17 +183,17 @@ class LocalProvider:
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
 
-    def delete(self, state: TrainState) -> None:
+    def delete(self, state: TrainState, config: ResolvedConfig) -> None:
         path = self.ws.root / state.model_ref
         if self.ws.store in path.parents:
             shutil.rmtree(path, ignore_errors=True)
 
-    def refresh(self, state: TrainState) -> str | None:
+    def refresh(self, state: TrainState, config: ResolvedConfig) -> str | None:
         if not (self.ws.root / state.model_ref / "adapter_config.json").is_file():
             return f"drift: adapter {state.model_ref} is missing from the local store"
         return None
 
-    def logs(self, state: TrainState) -> list[str]:
+    def logs(self, state: TrainState, config: ResolvedConfig) -> list[str]:
         path = self.ws.runs / "train" / state.fingerprint / "events.jsonl"
         return path.read_text().splitlines() if path.is_file() else []
 
