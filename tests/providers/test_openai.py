@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from fakes.openai_server import FakeOpenAI
 
 from conftest import PROJECT, Repo, chat_rows, write_jsonl
-from fakes.openai_server import FakeOpenAI
 
 SECRET = "sk-test-secret-value-1234567890"
 
