@@ -79,7 +79,8 @@ def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Sta
     provider = get_provider(body.provider, sc.ws)
     dataset = _model(sc.store.lock, ls.name).dataset
     known = {u.sha256: u.file_id for u in sc.store.lock.uploads.values() if u.provider == provider.name}
-    request = TrainRequest(model=ls.name, key=_job_key(_model(sc.store.lock, ls.name), change.fingerprint), base_model=body.base_model, method=body.method,
+    key = _job_key(_model(sc.store.lock, ls.name), change.fingerprint)
+    request = TrainRequest(model=ls.name, key=key, base_model=body.base_model, method=body.method,
                            dataset_dir=sc.ws.root / dataset.artifact, config=cfg,
                            work_dir=sc.ws.runs / "train" / change.fingerprint, known_uploads=known)
 
