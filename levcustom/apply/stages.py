@@ -131,11 +131,12 @@ def _record_upload(sc: StageContext, upload: Upload) -> None:
 def _follow(sc: StageContext, provider: Provider, job_id: str, request: TrainRequest) -> None:
     """Poll with backoff until the job ends (the delay resets whenever the status changes);
     a provider failure clears the intent so the next apply starts fresh."""
-    delay, last = provider.poll_interval, None
+    first, most = provider.poll_intervals(request.config)
+    delay, last = first, None
     while True:
         status = provider.poll(job_id, request)
         sc.reporter.job_status(request.model, status)
-        delay = provider.poll_interval if status != last else min(delay * 1.5, provider.max_poll_interval)
+        delay = first if status != last else min(delay * 1.5, most)
         last = status
         if status.state == "succeeded":
             return

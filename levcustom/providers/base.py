@@ -97,8 +97,9 @@ class ModelRef:
 
 class Provider(Protocol):
     name: str
-    poll_interval: float  # seconds between job polls; grows up to max_poll_interval while nothing changes
-    max_poll_interval: float
+
+    def poll_intervals(self, config: ResolvedConfig) -> tuple[float, float]:
+        """Seconds between job polls: the first, and the most it backs off to while nothing changes."""
 
     def min_examples(self, config: ResolvedConfig) -> int:
         """Fewest training examples a job accepts."""

@@ -120,7 +120,7 @@ class OpenAIProvider:
     def __init__(self, ws: Workspace):
         self.ws = ws
         self._clients: dict[tuple, Any] = {}
-        self.poll_interval, self.max_poll_interval = 5.0, 60.0
+        self._clients_lock = threading.Lock()
 
     # -- offline (plan) --------------------------------------------------------------------
 
@@ -196,27 +196,38 @@ class OpenAIProvider:
 
     # -- network (apply) -------------------------------------------------------------------
 
-    def client(self, config: ResolvedConfig):
-        """An SDK client; env variables are the SDK's own, config values override them."""
+    def poll_intervals(self, config: ResolvedConfig) -> tuple[float, float]:
         s = self.settings(config)
-        self.poll_interval, self.max_poll_interval = s.poll_interval_s, s.max_poll_interval_s
-        key = (s.base_url, s.organization, s.api_key_env, s.max_retries, s.timeout_s)
-        if key not in self._clients:
-            import openai
+        return s.poll_interval_s, s.max_poll_interval_s
 
-            kwargs: dict[str, Any] = {"max_retries": s.max_retries, "timeout": s.timeout_s}
-            if s.base_url:
-                kwargs["base_url"] = s.base_url
-            if s.organization:
-                kwargs["organization"] = s.organization
-            if s.api_key_env:
-                kwargs["api_key"] = os.environ.get(s.api_key_env)
-            try:
-                self._clients[key] = openai.OpenAI(**kwargs)
-            except openai.OpenAIError:
-                var = s.api_key_env or "OPENAI_API_KEY"
-                raise ProviderError(f"openai: no API key: set {var}") from None
-        return self._clients[key]
+    def client(self, config: ResolvedConfig):
+        """An SDK client (one per endpoint, shared by threads); env variables are the SDK's own,
+        config values override them."""
+        s = self.settings(config)
+        key = (s.base_url, s.organization, s.api_key_env, s.max_retries, s.timeout_s)
+        with self._clients_lock:
+            return self._clients.get(key) or self._clients.setdefault(key, self._new_client(s))
+
+    def _new_client(self, s: OpenAISettings):
+        import httpx2
+        import openai
+
+        # Many models apply at once, each with concurrent requests: widen the connection pool.
+        limits = httpx2.Limits(max_connections=s.max_parallel_jobs * s.generate_concurrency,
+                              max_keepalive_connections=64)
+        kwargs: dict[str, Any] = {"max_retries": s.max_retries, "timeout": s.timeout_s,
+                                  "http_client": openai.DefaultHttpxClient(limits=limits)}
+        if s.base_url:
+            kwargs["base_url"] = s.base_url
+        if s.organization:
+            kwargs["organization"] = s.organization
+        if s.api_key_env:
+            kwargs["api_key"] = os.environ.get(s.api_key_env)
+        try:
+            return openai.OpenAI(**kwargs)
+        except openai.OpenAIError:
+            var = s.api_key_env or "OPENAI_API_KEY"
+            raise ProviderError(f"openai: no API key: set {var}") from None
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         """Run an SDK call (the SDK already retried 408/409/429/5xx); map its errors to one clear line."""

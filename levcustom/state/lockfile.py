@@ -158,22 +158,43 @@ def dump_lock(lock: Lock) -> str:
 
 
 class StateStore:
-    """The lock in memory plus its file; every mutation is one atomic write with serial+1."""
+    """The lock in memory plus its file. Mutations from concurrent threads are group-committed:
+    whoever writes takes every mutation queued so far into one atomic write (serial + 1), and
+    each ``update`` returns only once its own mutation is on disk."""
 
     def __init__(self, path: Path):
         self.path = path
         self.lock = read_lock(path)
-        self._mutex = threading.Lock()
+        self._write = threading.Lock()
+        self._queue = threading.Lock()
+        self._pending: list[tuple[int, Callable[[Lock], None]]] = []
+        self._enqueued = 0  # mutations queued so far
+        self._durable = 0  # mutations written so far (a prefix of the queue)
 
     def update(self, mutate: Callable[[Lock], None]) -> None:
-        """Apply ``mutate`` and persist. Serialized across threads (models apply concurrently)."""
-        with self._mutex:
+        """Apply ``mutate`` and persist it before returning."""
+        with self._queue:
+            self._enqueued += 1
+            mine = self._enqueued
+            self._pending.append((mine, mutate))
+        with self._write:
+            if self._durable >= mine:
+                return  # another thread's write carried it
+            with self._queue:
+                batch, self._pending = self._pending, []
             candidate = self.lock.model_copy(deep=True)
-            mutate(candidate)
+            for _, m in batch:
+                m(candidate)
             candidate.serial += 1
             candidate.lineage = candidate.lineage or str(uuid.uuid4())
-            atomic_write_text(self.path, dump_lock(candidate))
+            try:
+                atomic_write_text(self.path, dump_lock(candidate))
+            except BaseException:
+                with self._queue:  # not written: the next writer retries these, the old state stands
+                    self._pending[:0] = [b for b in batch if b[0] != mine]
+                raise
             self.lock = candidate  # only after the write succeeded: memory never runs ahead of disk
+            self._durable = batch[-1][0]
 
     def model(self, name: str, spec_file: str) -> Callable[[Lock], ModelState]:
         """Helper for mutations: get or create a model's block."""

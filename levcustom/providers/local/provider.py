@@ -65,12 +65,13 @@ def tree_sha256(folder: Path) -> str:
 
 class LocalProvider:
     name = "local"
-    poll_interval = 0.5
-    max_poll_interval = 2.0
 
     def __init__(self, ws: Workspace):
         self.ws = ws
         self._procs: dict[str, subprocess.Popen] = {}
+
+    def poll_intervals(self, config: ResolvedConfig) -> tuple[float, float]:
+        return 0.5, 2.0  # a local child's progress file is cheap to read
 
     def min_examples(self, config: ResolvedConfig) -> int:
         return int(config.provider.get("min_examples", 1))
