@@ -316,6 +316,11 @@ class OpenAIProvider:
                 message = f"{job.status} step {data['step']}/{data['total_steps']}"
             if data.get("train_loss") is not None:
                 metrics["loss"] = float(data["train_loss"])
+        if state == "running":
+            checkpoints = self._call("list checkpoints",
+                                     lambda: client.fine_tuning.jobs.checkpoints.list(job_id, limit=1)).data
+            if checkpoints:
+                message += f", checkpoint at step {checkpoints[0].step_number}"
         if job.trained_tokens:
             metrics["trained_tokens"] = float(job.trained_tokens)
         return JobStatus(state, message, 1.0 if state == "succeeded" else progress, metrics)
