@@ -26,7 +26,8 @@ def apply_summary(plan: Plan, done: list, failed: dict[str, str], gated: dict[st
             out += ["", "| metric | tuned | base |", "| --- | --- | --- |"]
             out += [f"| {k} | {r.tuned:.3f} | {'' if r.base is None else f'{r.base:.3f}'} |"
                     for k, r in m.eval.results.items()]
-            out += [f"- {'pass' if g.passed else 'FAIL'}: {g.detail}" for g in m.eval.gates]
+            out += [f"- {':white_check_mark:' if g.passed else ':x:'} {g.detail}" for g in m.eval.gates]
         if m.deploy:
-            out.append(f"- deployed `{m.deploy.model_ref}` to agents {', '.join(m.deploy.agents) or '-'}")
+            which = "the previous version stays deployed" if name in gated else "deployed"
+            out.append(f"- {which}: `{m.deploy.model_ref}` to agents {', '.join(m.deploy.agents) or '-'}")
     return "\n".join(out) + "\n"

@@ -97,6 +97,16 @@ def count_tokens(examples: list[Example], base_model: str) -> tuple[list[int], s
     return per_example, note
 
 
+def hyperparameters(config: ResolvedConfig, method: str) -> dict[str, Any]:
+    """The job's hyperparameters under OpenAI's names ('auto' lets the service choose)."""
+    t = config.training
+    epochs = t.epochs if t.epochs == "auto" else int(t.epochs)
+    out = {"n_epochs": epochs, "batch_size": t.batch_size, "learning_rate_multiplier": t.learning_rate_multiplier}
+    if method == "dpo":
+        out["beta"] = t.beta
+    return out
+
+
 def format_row(row: dict, method: str) -> dict:
     """A built dataset row (provider-neutral) in OpenAI's training format."""
     if method == "dpo":
@@ -137,10 +147,7 @@ class OpenAIProvider:
         return self.settings(config).max_parallel_jobs
 
     def result_config(self, config: ResolvedConfig) -> dict[str, Any]:
-        t = config.training
-        return {"hyperparameters": {"n_epochs": t.epochs, "batch_size": t.batch_size,
-                                    "learning_rate_multiplier": t.learning_rate_multiplier, "beta": t.beta},
-                "seed": t.seed}
+        return {"hyperparameters": hyperparameters(config, "dpo"), "seed": config.training.seed}
 
     def check(self, method: str, base_model: str, config: ResolvedConfig) -> list[ConfigProblem]:
         s = self.settings(config)
@@ -159,6 +166,8 @@ class OpenAIProvider:
                                               f"{value:g} is outside OpenAI's range [{lo:g}, {hi:g}]"))
         if method == "sft" and t.beta != "auto":
             problems.append(ConfigProblem(("spec", "training", "beta"), "beta applies to method dpo only"))
+        if t.epochs != "auto" and float(t.epochs) != int(t.epochs):
+            problems.append(ConfigProblem(("spec", "training", "epochs"), "OpenAI trains whole epochs"))
         return problems
 
     def inspect(self, examples: list[Example], method: str, base_model: str, config: ResolvedConfig) -> DatasetReport:
@@ -253,10 +262,7 @@ class OpenAIProvider:
             if data:
                 files[split] = self._upload(client, data, request.known_uploads, record_upload)
         t = request.config.training
-        hyper = {k: v for k, v in (("n_epochs", t.epochs), ("batch_size", t.batch_size),
-                                   ("learning_rate_multiplier", t.learning_rate_multiplier)) if v != "auto"}
-        if request.method == "dpo" and t.beta != "auto":
-            hyper["beta"] = t.beta
+        hyper = {k: v for k, v in hyperparameters(request.config, request.method).items() if v != "auto"}
         kind = "dpo" if request.method == "dpo" else "supervised"
         method = {"type": kind, kind: {"hyperparameters": hyper}}
         job = self._call("create job", lambda: client.fine_tuning.jobs.create(
