@@ -36,6 +36,7 @@ from levcustom.providers.base import (
     TrainResult,
     Upload,
 )
+from levcustom.state.keyedlock import keyed_lock
 from levcustom.state.lockfile import TrainState
 from levcustom.workspace import Workspace
 
@@ -113,15 +114,6 @@ def format_row(row: dict, method: str) -> dict:
         return {"input": {"messages": row["prompt"]}, "preferred_output": row["chosen"],
                 "non_preferred_output": row["rejected"]}
     return {"messages": row["messages"]}
-
-
-_LOCKS_GUARD = threading.Lock()
-_CONTENT_LOCKS: dict[str, threading.Lock] = {}
-
-
-def _content_lock(sha: str) -> threading.Lock:
-    with _LOCKS_GUARD:
-        return _CONTENT_LOCKS.setdefault(sha, threading.Lock())
 
 
 class OpenAIProvider:
@@ -281,7 +273,7 @@ class OpenAIProvider:
 
     def _upload(self, client, data: bytes, known: dict[str, str], record: Callable[[Upload], None]) -> str:
         sha = hashlib.sha256(data).hexdigest()
-        with _content_lock(sha):  # models sharing a dataset in one apply: the first uploads, the rest find it
+        with keyed_lock(f"upload:{sha}"):  # models sharing a dataset in one apply: the first uploads, the rest find it
             return self._upload_once(client, data, sha, known, record)
 
     def _upload_once(self, client, data: bytes, sha: str, known: dict[str, str],
