@@ -17,9 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fakes.openai_server import FakeOpenAI
-
 from conftest import PROJECT, Repo, add_openai_spec, chat_rows, write_jsonl
+from fakes.openai_server import FakeOpenAI
 from levcustom.state.lockfile import read_lock
 from levcustom.state.statelock import read_lock_info
 
