@@ -50,8 +50,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "crash_harness.json").write_text(json.dumps(totals, indent=1))
     print(json.dumps(totals, indent=1))
-    bad = totals["lockfile_unreadable"] + totals["duplicate_jobs"] + totals["duplicate_uploads"] + totals["not_converged"]
-    sys.exit(1 if bad else 0)
+    failures = ("lockfile_unreadable", "duplicate_jobs", "duplicate_uploads", "not_converged")
+    sys.exit(1 if any(totals[k] for k in failures) else 0)
 
 
 if __name__ == "__main__":
