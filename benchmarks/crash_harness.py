@@ -44,6 +44,7 @@ def main() -> None:
         "duplicate_jobs": sum(r.duplicate_jobs for r in results),
         "duplicate_uploads": sum(r.duplicate_uploads for r in results),
         "not_converged": sum(not r.converged for r in results),
+        "final_apply_reruns": sum(r.reruns for r in results),
         "reference_apply_s": round(duration, 2),
     }
     out = ROOT / "benchmarks" / "_work"

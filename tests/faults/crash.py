@@ -31,6 +31,7 @@ class TrialResult:
     duplicate_jobs: int = 0
     duplicate_uploads: int = 0
     converged: bool = False
+    reruns: int = 0  # final applies that failed (e.g. retries exhausted) and were run again
     problems: list[str] = field(default_factory=list)
 
 
@@ -104,9 +105,13 @@ def trial(work: Path, rng: random.Random, expected: dict, duration: float, fail_
             if held is not None:  # the killed apply could not release it: clear it as a user would
                 subprocess.run([sys.executable, "-m", "levcustom.cli", "unlock", held.id, "-C", str(root)],
                                env=env, check=True, capture_output=True)
-        final = subprocess.run([sys.executable, "-m", "levcustom.cli", "apply", "--auto-approve", "-C", str(root)],
-                               env=env, capture_output=True, text=True, timeout=300)
-        if final.returncode != 0:
+        for attempt in range(3):  # a rate-limit storm can outlast the SDK's retries: apply is re-run, as CI would
+            final = subprocess.run([sys.executable, "-m", "levcustom.cli", "apply", "--auto-approve", "-C",
+                                    str(root)], env=env, capture_output=True, text=True, timeout=300)
+            if final.returncode == 0:
+                break
+            result.reruns += 1
+        else:
             result.problems.append(f"final apply exited {final.returncode}: {final.stderr.strip()[-300:]}")
         jobs = Counter(j["metadata"].get("levcustom_fingerprint") for j in fake.jobs.values())
         result.duplicate_jobs = sum(n - 1 for n in jobs.values())
