@@ -36,8 +36,8 @@ import math
 import random
 import re
 import socket
-import sys
 import string
+import sys
 import threading
 import time
 import traceback
