@@ -105,7 +105,7 @@ def trial(work: Path, rng: random.Random, expected: dict, duration: float, fail_
             if held is not None:  # the killed apply could not release it: clear it as a user would
                 subprocess.run([sys.executable, "-m", "levcustom.cli", "unlock", held.id, "-C", str(root)],
                                env=env, check=True, capture_output=True)
-        for attempt in range(3):  # a rate-limit storm can outlast the SDK's retries: apply is re-run, as CI would
+        for _ in range(3):  # a rate-limit storm can outlast the SDK's retries: apply is re-run, as CI would
             final = subprocess.run([sys.executable, "-m", "levcustom.cli", "apply", "--auto-approve", "-C",
                                     str(root)], env=env, capture_output=True, text=True, timeout=300)
             if final.returncode == 0:
