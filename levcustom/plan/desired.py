@@ -56,8 +56,9 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
         before = len(issues)
         sources = _infos(ws, ls, stat, [(("spec", "dataset", "sources", i, "path"), s.path)
                                         for i, s in enumerate(body.dataset.sources)], issues)
-        suites = _infos(ws, ls, stat, [(("spec", "evals", "suites", i, "path"), s.path)
-                                       for i, s in enumerate(body.evals.suites)], issues)
+        suites = _infos(ws, ls, stat, [(("spec", "evals", "suites", i, key), path)
+                                       for i, s in enumerate(body.evals.suites)
+                                       for key, path in (("path", s.path), ("schema", s.schema_path)) if path], issues)
         if len(issues) > before:
             continue
         cfg = configs[ls.name]
