@@ -234,6 +234,48 @@ def resolve(agent: str, task: Annotated[str | None, typer.Option(help="Task type
         console.print(f"{r.model}\tprovider={r.provider}\tbase={r.base_model}\tref={r.model_ref}", markup=False)
 
 
+@app.command("eval")
+def eval_(model: str, root: Root = Path("."), set_: Sets = None,
+          specs: Annotated[list[Path] | None, typer.Option("--specs", help="Spec files or folders.")] = None) -> None:
+    """Run MODEL's evals alone on its trained version; results go to the lockfile (exit 3: a gate failed)."""
+    from levcustom.apply.eval_only import eval_model
+    from levcustom.apply.progress import PlainReporter
+
+    ws = _ws(root)
+    state = eval_model(ws, _paths(ws, specs), model, set_ or [], PlainReporter(console))
+    console.print(f"Per-case results: {state.run_dir}/cases.jsonl. HTML report: levcustom report {model}",
+                  markup=False)
+    if not state.passed:
+        raise typer.Exit(3)
+
+
+@app.command()
+def report(model: str, root: Root = Path("."),
+           output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for report.html and "
+                                                       "report.md (default .levcustom/reports/MODEL).")] = None,
+           markdown: Annotated[bool, typer.Option("--markdown", help="Also print the markdown summary.")] = False
+           ) -> None:
+    """Write MODEL's last eval as a self-contained HTML report (plot, CIs, slices) and a PR-comment summary."""
+    from levcustom.evals.report import build_report
+    from levcustom.evals.results import load_rows
+    from levcustom.state.atomic import atomic_write_text
+    from levcustom.state.lockfile import read_lock
+
+    ws = _ws(root)
+    m = read_lock(ws.lockfile).models.get(model)
+    if m is None or m.eval is None:
+        raise LevcustomError(f"model {model!r} has no eval in the lockfile: run levcustom apply or levcustom eval")
+    rows = load_rows(ws.root / m.eval.run_dir / "cases.jsonl", m.eval.cases_sha256)
+    built = build_report(model, m.eval, rows)
+    folder = output or ws.work / "reports" / model
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "report.html", built.html)
+    atomic_write_text(folder / "report.md", built.markdown)
+    if markdown:
+        print(built.markdown, end="")
+    console.print(f"Wrote {folder / 'report.html'} and {folder / 'report.md'}", markup=False)
+
+
 @app.command()
 def unlock(lock_id: str, root: Root = Path(".")) -> None:
     """Clear a stale state lock left by a crashed apply (needs the LOCK_ID the error printed)."""

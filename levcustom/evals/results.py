@@ -3,9 +3,12 @@ summary: means, confidence intervals, paired comparisons. Pure functions over ro
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+from levcustom.errors import LevcustomError
 from levcustom.evals import stats
 from levcustom.evals.metrics import PASS_FAIL
 from levcustom.state.lockfile import MetricResult, PairedResult
@@ -109,3 +112,14 @@ def slices(rows: list[CaseRow]) -> dict[str, dict[str, dict[str, float | int | N
             group = [r for r in rows if r.metric_name == metric and r.tags.get(tag) == value]
             out[name][metric] = {"cases": len(group), **{role: _mean(group, role) for role in ROLES}}
     return out
+
+
+def load_rows(path: Path, sha256: str | None = None) -> list[CaseRow]:
+    """Per-case rows of a run; a missing or altered file is an error (a report must match its state)."""
+    if not path.is_file():
+        raise LevcustomError(f"per-case results {path} are missing (the .levcustom/ work area is local): "
+                             "run levcustom eval MODEL to produce them here")
+    text = path.read_text("utf-8")
+    if sha256 is not None and hashlib.sha256(text.encode()).hexdigest() != sha256:
+        raise LevcustomError(f"{path} does not match the lockfile's eval (changed since): run levcustom eval MODEL")
+    return [CaseRow.from_json(line) for line in text.splitlines() if line.strip()]
