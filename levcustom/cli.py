@@ -217,9 +217,13 @@ def show(model: Annotated[str | None, typer.Argument()] = None, root: Root = Pat
         console.print(render_state(lock, model))
 
 
+RequestKey = Annotated[str | None, typer.Option("--key", help="Request id: picks the version during an A/B split.")]
+
+
 @app.command()
 def resolve(agent: str, task: Annotated[str | None, typer.Option(help="Task type.")] = None,
-            root: Root = Path("."), json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+            key: RequestKey = None, root: Root = Path("."),
+            json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Which model AGENT should use (for TASK): model name, provider, base model and adapter/model id."""
     from dataclasses import asdict
 
@@ -227,11 +231,32 @@ def resolve(agent: str, task: Annotated[str | None, typer.Option(help="Task type
     from levcustom.state.lockfile import read_lock
 
     ws = _ws(root)
-    r = resolve_agent(read_lock(ws.lockfile), agent, task)
+    r = resolve_agent(read_lock(ws.lockfile), agent, task, key)
     if json_:
         print(json.dumps(asdict(r), indent=2))
     else:
-        console.print(f"{r.model}\tprovider={r.provider}\tbase={r.base_model}\tref={r.model_ref}", markup=False)
+        ab = f"\tarm={r.arm} ({r.traffic}% candidate)" if r.traffic is not None else ""
+        console.print(f"{r.model}\tprovider={r.provider}\tbase={r.base_model}\tref={r.model_ref}{ab}", markup=False)
+
+
+@app.command()
+def outcome(agent: str, key: Annotated[str, typer.Option("--key", help="The request id given to resolve.")],
+            success: Annotated[bool, typer.Option("--success/--failure", help="How the request went.")],
+            task: Annotated[str | None, typer.Option(help="Task type.")] = None,
+            rating: Annotated[float | None, typer.Option(help="Optional rating (kept, not used to decide).")] = None,
+            root: Root = Path(".")) -> None:
+    """Record how a request served by AGENT went; during an A/B split the next apply uses the outcomes
+    to promote or roll back the candidate."""
+    from levcustom.deploy import online
+    from levcustom.deploy.registry import resolve as resolve_agent
+    from levcustom.state.lockfile import read_lock
+
+    ws = _ws(root)
+    r = resolve_agent(read_lock(ws.lockfile), agent, task, key)
+    online.record(online.outcomes_path(ws.work, r.model),
+                  online.Outcome(key=key, model_ref=r.model_ref, arm=r.arm, success=success, rating=rating))
+    console.print(f"Recorded {'success' if success else 'failure'} of {r.model} ({r.arm}) for request {key}.",
+                  markup=False)
 
 
 @app.command("eval")

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from levcustom.apply.progress import Reporter
 from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.build import build_dataset
+from levcustom.deploy import online
 from levcustom.errors import GateFailedError, LevcustomError, ProviderError
 from levcustom.evals.runner import Generation, evaluate, load_suites
+from levcustom.plan.desired import ab_phase
 from levcustom.plan.model import StageChange
 from levcustom.providers import get_provider
 from levcustom.providers.base import JobStatus, ModelRef, Provider, TrainRequest
@@ -190,16 +192,24 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
         kept = " (the previous deployment is kept)" if m.deploy else ""
         raise GateFailedError(f"{ls.name}: not deployed, eval gate failed: {failed}{kept}")
     dep = ls.model.spec.deploy
+    ab = ab_phase(sc.ws, ls, m, change.inputs["eval"])
     state = DeployState(fingerprint=change.fingerprint, inputs=change.inputs, agents=sorted(dep.agents),
                         tasks=sorted(dep.tasks), provider=m.train.provider, base_model=ls.model.spec.base_model,
                         model_ref=m.train.model_ref, eval_results=m.eval.results, eval_run=m.eval.run_dir,
-                        cases_sha256=m.eval.cases_sha256)
+                        cases_sha256=m.eval.cases_sha256, phase=ab.phase if ab else None)
+    if ab is not None and ab.phase == online.SPLIT and m.deploy is not None:
+        incumbent = online.stable(m.deploy) if m.deploy.inputs.get("eval") != change.inputs["eval"] \
+            else m.deploy.previous
+        state = state.model_copy(update={"previous": incumbent, "traffic": dep.traffic.candidate})
+    elif ab is not None and ab.phase == online.ROLLED_BACK:
+        state = state.model_copy(update={"previous": m.deploy.previous, "traffic": 0})
 
     def write(lock: Lock) -> None:
         _model(lock, ls.name).deploy = state
 
     sc.store.update(write)
-    return f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]"
+    where = f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]"
+    return f"{where}; online A/B {ab.phase}: {ab.reason}" if ab else where
 
 
 def run_destroy(sc: StageContext, model: str, change: StageChange) -> str:

@@ -75,9 +75,14 @@ def _suite_inputs(suite: Suite, files: dict[str, FileInfo]) -> dict[str, Any]:
     return out
 
 
-def deploy_inputs(spec: ModelSpec, eval_fp: str) -> dict[str, Any]:
+def deploy_inputs(spec: ModelSpec, eval_fp: str, online: str | None = None) -> dict[str, Any]:
+    """``online`` is the A/B phase (see ``deploy.online``); keys appear only with a traffic split, so
+    fingerprints of deployments without one do not change."""
     dep = spec.spec.deploy
-    return {"eval": eval_fp, "agents": sorted(dep.agents), "tasks": sorted(dep.tasks)}
+    out: dict[str, Any] = {"eval": eval_fp, "agents": sorted(dep.agents), "tasks": sorted(dep.tasks)}
+    if dep.traffic is not None:
+        out.update(traffic=dep.traffic.model_dump(), online=online)
+    return out
 
 
 UPSTREAM_KEYS = {"train": "dataset", "eval": "train", "deploy": "eval"}

@@ -119,9 +119,21 @@ class EvalSpec(Strict):
     gates: list[Gate] = Field(default_factory=list)
 
 
+class TrafficSpec(Strict):
+    """Online A/B: a new version first serves ``candidate`` percent of requests; recorded outcomes
+    promote it (lower CI bound of success-rate difference >= min_delta) or roll it back (upper bound
+    below min_delta) on a later apply, once each arm has ``min_outcomes``."""
+
+    candidate: int = Field(ge=1, le=99, description="Percent of requests routed to the new version.")
+    min_outcomes: int = Field(100, ge=1, description="Outcomes each arm needs before a decision.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    min_delta: float = Field(0.0, ge=-1.0, le=1.0, description="Success rate the candidate must add (or may lose).")
+
+
 class DeploySpec(Strict):
     agents: list[str] = Field(default_factory=list, description="Leviathan agents that get this model.")
     tasks: list[str] = Field(default_factory=list, description="Task types routed to this model.")
+    traffic: TrafficSpec | None = Field(None, description="Online A/B split against the deployed version.")
 
 
 class ModelBody(Strict):
