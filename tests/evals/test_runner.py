@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import write_jsonl
 from fakes.anthropic_server import FakeAnthropic
 
+from conftest import write_jsonl
 from levcustom.errors import LevcustomError
 from levcustom.evals.runner import Generation, evaluate, load_suites
 from levcustom.spec.schema import EvalSpec
@@ -90,7 +90,8 @@ def test_held_out_split_and_json_schema_suites(ws, tmp_path):
          "source": "data/train.jsonl", "line": 3}])
     spec = EvalSpec.model_validate({"suites": [
         {"name": "held", "split": "validation", "metric": "exact_match"},
-        {"name": "shape", "path": "evals/capitals.jsonl", "metric": "json_schema", "schema": "evals/city.schema.json"}]})
+        {"name": "shape", "path": "evals/capitals.jsonl", "metric": "json_schema",
+         "schema": "evals/city.schema.json"}]})
     suites = load_suites(ws, spec, dataset)
     assert suites[0].cases[0].expected == "Lima" and suites[0].cases[0].tags == {"source": "data/train.jsonl"}
     generate, _ = answers_by_role({"tuned": {"Peru": '"Lima"', "France": '"Paris"'}, "base": {}})

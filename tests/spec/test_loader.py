@@ -118,7 +118,6 @@ def test_deep_nesting_refused(tmp_path):
 
 def test_eval_suite_and_gate_rules(tmp_path):
     from conftest import dedent
-
     from levcustom.errors import SpecError
     from levcustom.spec.loader import load_specs
 
@@ -149,7 +148,8 @@ def test_eval_suite_and_gate_rules(tmp_path):
     assert "m.yaml:11:" in text and "a suite needs exactly one of path, split" in text
     assert "'schema' is required by metric json_schema" in text
     assert "spec.evals.gates[1].confidence" in text
-    spec.write_text(spec.read_text().replace("      - {name: a, path: a.jsonl, split: validation, metric: contains}\n", "")
+    first = "      - {name: a, path: a.jsonl, split: validation, metric: contains}\n"
+    spec.write_text(spec.read_text().replace(first, "")
                     .replace("      - {name: s, path: a.jsonl, metric: json_schema}\n", "")
                     .replace("confidence: 1.5", "confidence: 0.9"))
     with pytest.raises(SpecError) as err:
