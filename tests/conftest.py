@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -78,11 +78,12 @@ class Repo:
     """A throwaway levcustom repository with the project's conf/ and one tiny-model spec."""
 
     root: Path
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for the CLI (e.g. provider endpoints)
 
     def run(self, *args: str, check: int | None = 0, timeout: float = 300) -> subprocess.CompletedProcess:
         proc = subprocess.run([sys.executable, "-m", "levcustom.cli", *args, "-C", str(self.root)],
                               capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              env={**os.environ, "COLUMNS": "200"})
+                              env={**os.environ, "COLUMNS": "200", **self.env})
         if check is not None:
             assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc

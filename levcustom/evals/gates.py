@@ -12,7 +12,7 @@ from levcustom.evals import stats
 from levcustom.evals.metrics import PASS_FAIL
 from levcustom.evals.results import CaseRow, by_metric, errors, role_scores
 from levcustom.spec.schema import Gate
-from levcustom.state.lockfile import GateResult
+from levcustom.state.lockfile import GateResult, MetricResult
 
 DEFAULT_CONFIDENCE = 0.95  # the interval shown when a gate bounds the point estimate only
 
@@ -94,6 +94,37 @@ def _undecided(metric: str, tuned: list[float], reference: list[float], threshol
         return "the suite is too small to decide"
     return (f"the suite is too small to decide: about {need} paired cases would detect a difference of "
             f"{effect:+.3f} over the threshold (it has {len(diffs)})")
+
+
+def check_recorded(gates: list[Gate], results: dict[str, MetricResult]) -> list[GateResult]:
+    """Gates re-checked on a version's recorded summary, where its per-case rows are not at hand (a
+    fresh CI clone): point estimates, or the recorded CI bounds when a gate asks for confidence;
+    deltas against the base model (a deployed version is its own incumbent)."""
+    out = []
+    for gate in gates:
+        r = results[gate.metric]
+        checks: list[tuple[bool, str]] = []
+        if r.errors:
+            checks.append((False, f"{gate.metric}: {r.errors} of {r.cases} cases could not be scored"))
+        for limit, lower in ((gate.min, True), (gate.max, False)):
+            if limit is None:
+                continue
+            bound = r.ci_low if lower else r.ci_high
+            value = r.tuned if gate.confidence is None or bound is None else bound
+            ok = value >= limit if lower else value <= limit
+            checks.append((ok, f"{gate.metric} {value:.3f} {'>=' if lower else '<='} {limit} (recorded)"))
+        if gate.min_delta_vs is not None:
+            p = r.paired.get("base")
+            if p is None:
+                checks.append((r.base is not None and r.tuned - r.base >= gate.min_delta,
+                               f"{gate.metric} delta vs base {r.tuned - (r.base or 0.0):+.3f} >= {gate.min_delta:+} "
+                               "(recorded)"))
+            else:
+                value = p.delta if gate.confidence is None else p.ci_low
+                checks.append((value >= gate.min_delta,
+                               f"{gate.metric} delta vs base {value:+.3f} >= {gate.min_delta:+} (recorded)"))
+        out.append(_result(gate, checks))
+    return out
 
 
 def _result(gate: Gate, checks: list[tuple[bool, str]]) -> GateResult:

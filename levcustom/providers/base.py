@@ -6,6 +6,7 @@ calls the rest. Implementations import their SDKs lazily so ``plan`` stays light
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,6 +31,7 @@ class TrainRequest:
     dataset_dir: Path
     config: ResolvedConfig
     work_dir: Path
+    known_uploads: dict[str, str] = field(default_factory=dict)  # content sha256 -> provider file id (lockfile)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,16 @@ class JobStatus:
     message: str = ""
     progress: float | None = None  # 0..1 where the provider knows it
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A data file stored at a provider, addressed by the sha256 of its bytes."""
+
+    provider: str
+    sha256: str
+    file_id: str
+    bytes: int
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,9 @@ class ModelRef:
 class Provider(Protocol):
     name: str
 
+    def poll_intervals(self, config: ResolvedConfig) -> tuple[float, float]:
+        """Seconds between job polls: the first, and the most it backs off to while nothing changes."""
+
     def min_examples(self, config: ResolvedConfig) -> int:
         """Fewest training examples a job accepts."""
 
@@ -108,8 +123,11 @@ class Provider(Protocol):
     def risks(self, base_model: str, config: ResolvedConfig, today: date) -> list[str]:
         """Offline warnings for the plan (deprecations, shutdown dates)."""
 
-    def submit(self, request: TrainRequest) -> str:
-        """Start training, or find the job already started under ``request.key``; return its id."""
+    def submit(self, request: TrainRequest, record_upload: Callable[[Upload], None]) -> str:
+        """Start training, or find the job already started under ``request.key``; return its id.
+
+        Each file uploaded on the way is passed to ``record_upload`` at once (it lands in the lockfile),
+        so the same bytes are never uploaded twice."""
 
     def poll(self, job_id: str, request: TrainRequest) -> JobStatus:
         """Current state and progress of a job."""
@@ -120,13 +138,13 @@ class Provider(Protocol):
     def cancel(self, job_id: str, request: TrainRequest) -> None:
         """Stop a running job."""
 
-    def delete(self, state: TrainState) -> None:
+    def delete(self, state: TrainState, config: ResolvedConfig) -> None:
         """Delete a trained model's artifacts (destroy with --purge)."""
 
-    def refresh(self, state: TrainState) -> str | None:
+    def refresh(self, state: TrainState, config: ResolvedConfig) -> str | None:
         """Read the real state: None when it matches, else the drift, as a reason."""
 
-    def logs(self, state: TrainState) -> list[str]:
+    def logs(self, state: TrainState, config: ResolvedConfig) -> list[str]:
         """The training job's event lines, oldest first."""
 
     def generate(self, models: list[ModelRef], prompts: list[list[dict[str, str]]],

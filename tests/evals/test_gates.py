@@ -83,3 +83,16 @@ def test_graded_metrics_use_the_normal_sample_size():
                          rows(tuned, base, metric="rouge_l"))
     assert "McNemar" not in gate.detail
     assert gate.passed or "paired cases would detect" in gate.detail
+
+
+def test_recorded_summaries_are_rechecked_without_per_case_rows():
+    from levcustom.evals.gates import check_recorded
+    from levcustom.evals.results import summarize
+
+    [result] = summarize(rows([1.0] * 12 + [0.0] * 4, [0.0] * 16)).values()
+    gates = [Gate(metric="s.exact_match", min=0.7), Gate(metric="s.exact_match", min=0.7, confidence=0.95),
+             Gate(metric="s.exact_match", min_delta_vs="deployed", min_delta=0.25, confidence=0.95),
+             Gate(metric="s.exact_match", min_delta_vs="base", min_delta=0.8)]
+    point, strict, delta, too_much = check_recorded(gates, {"s.exact_match": result})
+    assert point.passed and not strict.passed and "0.5" in strict.detail  # the recorded lower bound
+    assert delta.passed and not too_much.passed and "delta vs base +0.750 >= +0.8" in too_much.detail
