@@ -190,3 +190,31 @@ def test_online_ab_split_then_promotion_from_recorded_outcomes(repo):
     assert {json.loads(repo.run("resolve", "helper", "--key", f"r{i}", "--json").stdout)["model_ref"]
             for i in range(3)} == {v2["model_ref"]}
     assert "No changes." in repo.run("plan").stdout
+
+
+def test_judge_errors_block_the_gate_until_eval_retries_them(repo, monkeypatch):
+    from fakes.anthropic_server import FakeAnthropic, FakeError
+
+    def flaky(body: dict) -> str:
+        if "question number 3 " in body["messages"][0]["content"]:
+            raise FakeError(400, "the judge refused this case")
+        return '{"score": 5, "reason": "fine"}'
+
+    repo.edit("specs/tiny.yaml", "      - {name: golden, path: evals/golden.jsonl, metric: contains}",
+              "      - {name: golden, path: evals/golden.jsonl, metric: contains}\n"
+              "      - {name: graded, path: evals/golden.jsonl, metric: judge,"
+              " judge: {model: claude-judge, rubric: Answers ok.}}")
+    _gates(repo, "{metric: graded.judge, min: 0.5}")
+    with FakeAnthropic(flaky) as fake:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        out = repo.run("apply", "--auto-approve", check=3)
+        stdout, stderr = " ".join(out.stdout.split()), " ".join(out.stderr.split())  # unwrap console lines
+        assert "graded.judge 1.00 (base 1.00) [1 unscored]" in stdout
+        assert ("FAILED graded.judge: 1 of 6 cases could not be scored (line 4: judge API error: "
+                "BadRequestError") in stderr
+        assert len(fake.requests) == 12  # 6 cases x (tuned, base); case 4's two were refused
+        fake.responder = lambda body: '{"score": 4}'
+        assert "gates passed" in repo.run("eval", "tiny").stdout
+        assert len(fake.requests) == 14  # the retry judged only the two failed answers: the rest were cached
+    assert repo.lock()["models"]["tiny"]["eval"]["results"]["graded.judge"]["errors"] == 0
