@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fakes.anthropic_server import FakeAnthropic  # noqa: E402
-
 from levcustom.evals.judge import JudgeRequest, judge_all  # noqa: E402
 from levcustom.spec.schema import JudgeSpec  # noqa: E402
 from levcustom.state.jsoncache import JsonCache  # noqa: E402

@@ -241,12 +241,21 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
 def run_destroy(sc: StageContext, ctx: Context, model: str, change: StageChange) -> str:
     m = _model(sc.store.lock, model)
     note = "removed from the lockfile"
-    if sc.purge and change.stage == "train" and m.train:
-        get_provider(m.train.provider, sc.ws).delete(m.train, ctx.config_for(model, m.train.provider))
-        note = f"deleted {m.train.model_ref}"
-    if sc.purge and change.stage == "dataset" and m.dataset:
-        shutil.rmtree(sc.ws.root / m.dataset.artifact, ignore_errors=True)
-        note = f"deleted {m.dataset.artifact}"
+    artifact = {"train": m.train.model_ref if m.train else None,
+                "dataset": m.dataset.artifact if m.dataset else None}.get(change.stage)
+    if sc.purge and artifact:
+        # Identical inputs share one artifact (one job, one stored dataset): delete only the last user's.
+        users = sorted(n for n, o in sc.store.lock.models.items() if n != model and artifact in
+                       (o.train.model_ref if o.train else None, o.deploy.model_ref if o.deploy else None,
+                        o.dataset.artifact if o.dataset else None))
+        if users:
+            note = f"kept {artifact}: still used by {', '.join(users)}"
+        elif change.stage == "train":
+            get_provider(m.train.provider, sc.ws).delete(m.train, ctx.config_for(model, m.train.provider))
+            note = f"deleted {artifact}"
+        else:
+            shutil.rmtree(sc.ws.root / artifact, ignore_errors=True)
+            note = f"deleted {artifact}"
 
     def write(lock: Lock) -> None:
         state = _model(lock, model)

@@ -6,8 +6,8 @@ import json
 import re
 
 import pytest
-from fakes.anthropic_server import FakeAnthropic, FakeError
 
+from fakes.anthropic_server import FakeAnthropic, FakeError
 from levcustom.errors import LevcustomError
 from levcustom.evals.judge import JudgeRequest, judge_all, swapped
 from levcustom.spec.schema import JudgeSpec

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes.anthropic_server import FakeAnthropic
 
 from conftest import write_jsonl
+from fakes.anthropic_server import FakeAnthropic
 from levcustom.errors import LevcustomError
 from levcustom.evals.runner import Generation, evaluate, load_suites
 from levcustom.spec.schema import EvalSpec
