@@ -20,7 +20,7 @@ from levcustom.evals.suite import EvalCase, load_suite
 from levcustom.plan.desired import Context
 from levcustom.plan.model import StageChange
 from levcustom.providers import get_provider
-from levcustom.providers.base import JobStatus, ModelRef, Provider, TrainRequest, Upload
+from levcustom.providers.base import JobStatus, ModelRef, Provider, Serving, TrainRequest, Upload
 from levcustom.spec.loader import LoadedSpec
 from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.atomic import atomic_write_text
@@ -220,20 +220,30 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
         kept = " (the previous deployment is kept)" if m.deploy else ""
         raise GateFailedError(f"{ls.name}: not deployed, eval gate failed: {failed}{kept}")
     dep = ls.model.spec.deploy
+    provider = get_provider(m.train.provider, sc.ws)
+    endpoint = provider.serve(m.train, cfg) if isinstance(provider, Serving) else None
+    replaced = m.deploy.endpoint if m.deploy and m.deploy.endpoint != endpoint else None
     state = DeployState(fingerprint=change.fingerprint, inputs=change.inputs, agents=sorted(dep.agents),
                         tasks=sorted(dep.tasks), provider=m.train.provider, base_model=ls.model.spec.base_model,
-                        model_ref=m.train.model_ref, eval_results=m.eval.results)
+                        model_ref=endpoint or m.train.model_ref, eval_results=m.eval.results, endpoint=endpoint)
 
     def write(lock: Lock) -> None:
         _model(lock, ls.name).deploy = state
 
     sc.store.update(write)
-    return f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]"
+    if replaced:  # only once agents point at the new endpoint: the old one stops billing
+        provider.unserve(replaced, cfg)
+    served = f" through {endpoint}" if endpoint else ""
+    return f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]{served}"
 
 
 def run_destroy(sc: StageContext, ctx: Context, model: str, change: StageChange) -> str:
     m = _model(sc.store.lock, model)
     note = "removed from the lockfile"
+    if change.stage == "deploy" and m.deploy and m.deploy.endpoint:  # a paid endpoint goes with its deployment
+        get_provider(m.deploy.provider, sc.ws).unserve(m.deploy.endpoint,
+                                                       ctx.config_for(model, m.deploy.provider))
+        note = f"deleted {m.deploy.endpoint}"
     if sc.purge and change.stage == "train" and m.train:
         get_provider(m.train.provider, sc.ws).delete(m.train, ctx.config_for(model, m.train.provider))
         note = f"deleted {m.train.model_ref}"

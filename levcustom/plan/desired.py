@@ -20,6 +20,7 @@ from levcustom.plan import fingerprint as fp
 from levcustom.plan.diff import DesiredModel, build_plan
 from levcustom.plan.model import Action, Estimate, Plan
 from levcustom.providers import get_provider
+from levcustom.providers.base import Serving
 from levcustom.spec.loader import LoadedSpec, load_specs
 from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.jsoncache import JsonCache
@@ -70,7 +71,8 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
         provider = get_provider(ls.model.spec.provider, ws)
         t_in = fp.train_inputs(ls.model, provider.name, provider.result_config(cfg), fp.fingerprint(d_in))
         e_in = fp.eval_inputs(ls.model, cfg, fp.fingerprint(t_in), suites)
-        p_in = fp.deploy_inputs(ls.model, fp.fingerprint(e_in))
+        serving = provider.serving_config(cfg) if isinstance(provider, Serving) else None
+        p_in = fp.deploy_inputs(ls.model, fp.fingerprint(e_in), serving)
         deltas = _source_deltas(ws, lock.models.get(ls.name), sources)
         out.append(DesiredModel(ls.name, ls.file, {"dataset": d_in, "train": t_in, "eval": e_in, "deploy": p_in},
                                 deltas))
@@ -122,11 +124,18 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
     estimates: list[Estimate] = []
     issues: list[Issue] = []
     for change in plan.pending:
-        if change.stage != "train" or change.action not in (Action.CREATE, Action.REPLACE):
+        if change.action is Action.DESTROY:
             continue
         ls, cfg = specs[change.model], configs[change.model]
         body = ls.model.spec
         provider = get_provider(body.provider, ws)
+        if change.stage == "deploy" and isinstance(provider, Serving):
+            hourly = provider.serving_estimate(body.base_model, cfg)
+            if hourly is not None:
+                estimates.append(Estimate(model=change.model, tokens=0, hours=hourly.hours, usd=hourly.usd,
+                                          note=hourly.note))
+        if change.stage != "train" or change.action not in (Action.CREATE, Action.REPLACE):
+            continue
         issues += [ls.doc.issue(p.key_path, p.message) for p in provider.check(body.method, body.base_model, cfg)]
         key = fp.fingerprint({"provider": provider.name, "train": change.inputs, "config": cfg.provider})
         report = cache.get(key)

@@ -64,9 +64,12 @@ def eval_inputs(spec: ModelSpec, cfg: ResolvedConfig, train_fp: str, suites: dic
     }
 
 
-def deploy_inputs(spec: ModelSpec, eval_fp: str) -> dict[str, Any]:
+def deploy_inputs(spec: ModelSpec, eval_fp: str, serving: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``serving``: a paid endpoint's settings (``providers.base.Serving``); absent when there is none,
+    so models without one keep their fingerprints."""
     dep = spec.spec.deploy
-    return {"eval": eval_fp, "agents": sorted(dep.agents), "tasks": sorted(dep.tasks)}
+    inputs = {"eval": eval_fp, "agents": sorted(dep.agents), "tasks": sorted(dep.tasks)}
+    return {**inputs, "serving": serving} if serving else inputs
 
 
 UPSTREAM_KEYS = {"train": "dataset", "eval": "train", "deploy": "eval"}

@@ -90,6 +90,8 @@ class DeployState(StageState):
     base_model: str
     model_ref: str
     eval_results: dict[str, MetricResult] = Field(description="Scores of the deployed version, for A/B gates.")
+    endpoint: str | None = Field(None, description="A paid endpoint this deployment created (e.g. Bedrock "
+                                                   "provisioned throughput): deleted when the deployment goes.")
 
 
 class Intent(_Model):
