@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from levcustom.apply.progress import Reporter
 from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.build import build_dataset
+from levcustom.datasets.cai import build_cai_dataset
 from levcustom.errors import GateFailedError, LevcustomError, ProviderError
 from levcustom.evals.gates import check_gates
 from levcustom.evals.metrics import METRIC_FUNCTIONS
@@ -59,8 +60,16 @@ def _model(lock: Lock, name: str) -> ModelState:
 
 
 def run_dataset(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:
-    provider = get_provider(ls.model.spec.provider, sc.ws)
-    built = build_dataset(sc.ws, ls.model.spec.dataset, provider.min_examples(cfg), EXAMPLE_KIND[ls.model.spec.method])
+    body = ls.model.spec
+    provider = get_provider(body.provider, sc.ws)
+    note = ""
+    if body.cai:
+        def progress(done: int, total: int) -> None:
+            sc.reporter.job_status(ls.name, JobStatus("running", f"constitutional AI: {done}/{total} prompts",
+                                                      done / total))
+        built, note = build_cai_dataset(sc.ws, body, cfg, provider.min_examples(cfg), progress)
+    else:
+        built = build_dataset(sc.ws, body.dataset, provider.min_examples(cfg), EXAMPLE_KIND[body.method])
     sources = [SourceRecord(path=s["path"], sha256=s["sha256"], records=s["records"])
                for s in change.inputs["sources"]]
     state = DatasetState(fingerprint=change.fingerprint, inputs=change.inputs, artifact=sc.ws.rel(built.artifact),
@@ -71,7 +80,7 @@ def run_dataset(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: S
         sc.store.model(ls.name, ls.file)(lock).dataset = state
 
     sc.store.update(write)
-    return f"{built.train_rows} train / {built.validation_rows} validation examples"
+    return f"{built.train_rows} train / {built.validation_rows} validation examples" + (f"; {note}" if note else "")
 
 
 def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:
@@ -80,7 +89,7 @@ def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Sta
     dataset = _model(sc.store.lock, ls.name).dataset
     known = {u.sha256: u.file_id for u in sc.store.lock.uploads.values() if u.provider == provider.name}
     key = _job_key(_model(sc.store.lock, ls.name), change.fingerprint)
-    request = TrainRequest(model=ls.name, key=key, base_model=body.base_model, method=body.method,
+    request = TrainRequest(model=ls.name, key=key, base_model=body.base_model, method=body.train_method,
                            dataset_dir=sc.ws.root / dataset.artifact, config=cfg,
                            work_dir=sc.ws.runs / "train" / change.fingerprint, known_uploads=known)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from levcustom.config.compose import ConfigResolver
 from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.build import line_hashes, load_manifest
+from levcustom.datasets.cai import cai_inputs, inspect_cai
 from levcustom.datasets.jsonl import read_examples
 from levcustom.errors import Issue, LevcustomError, SpecError
 from levcustom.plan import fingerprint as fp
@@ -60,14 +61,17 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
     for ls in specs:
         body = ls.model.spec
         before = len(issues)
+        cai = [(("spec", "cai", "constitution"), body.cai.constitution)] if body.cai else []
         sources = _infos(ws, ls, stat, [(("spec", "dataset", "sources", i, "path"), s.path)
-                                        for i, s in enumerate(body.dataset.sources)], issues)
+                                        for i, s in enumerate(body.dataset.sources)] + cai, issues)
         suites = _infos(ws, ls, stat, [(("spec", "evals", "suites", i, "path"), s.path)
                                        for i, s in enumerate(body.evals.suites)], issues)
         if len(issues) > before:
             continue
         cfg = configs[ls.name]
         d_in = fp.dataset_inputs(ls.model, sources)
+        if body.cai:
+            d_in["cai"] = cai_inputs(body, cfg, sources[body.cai.constitution].sha256)
         provider = get_provider(ls.model.spec.provider, ws)
         t_in = fp.train_inputs(ls.model, provider.name, provider.result_config(cfg), fp.fingerprint(d_in))
         e_in = fp.eval_inputs(ls.model, cfg, fp.fingerprint(t_in), suites)
@@ -136,12 +140,16 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
                                           note=hourly.note))
         if change.stage != "train" or change.action not in (Action.CREATE, Action.REPLACE):
             continue
-        issues += [ls.doc.issue(p.key_path, p.message) for p in provider.check(body.method, body.base_model, cfg)]
+        issues += [ls.doc.issue(p.key_path, p.message)
+                   for p in provider.check(body.train_method, body.base_model, cfg)]
         key = fp.fingerprint({"provider": provider.name, "train": change.inputs, "config": cfg.provider})
         report = cache.get(key)
         if report is None:
-            report = _inspect(ws, ls, cfg, provider)
+            report = (inspect_cai if body.cai else _inspect)(ws, ls, cfg, provider)
             cache.put(key, report)
+        if "generation" in report:
+            g = report["generation"]
+            estimates.append(Estimate(model=change.model, tokens=g["tokens"], hours=0.0, usd=g["usd"], note=g["note"]))
         issues += [Issue(**i) for i in report["issues"]]
         if report["examples"] < provider.min_examples(cfg):
             issues.append(ls.doc.issue(("spec", "dataset", "sources"), f"{report['examples']} examples; the "
@@ -161,7 +169,7 @@ def _inspect(ws: Workspace, ls: LoadedSpec, cfg: ResolvedConfig, provider) -> di
         examples += found
         if src.on_error == "fail":
             issues += bad
-    report = provider.inspect(examples, body.method, body.base_model, cfg)
+    report = provider.inspect(examples, body.train_method, body.base_model, cfg)
     return {"examples": report.examples, "tokens": report.tokens, "note": report.note,
             "issues": [i.__dict__ for i in issues + report.issues]}
 

@@ -31,7 +31,7 @@ def dataset_inputs(spec: ModelSpec, sources: dict[str, FileInfo]) -> dict[str, A
     ds = spec.spec.dataset
     return {
         "format": DATASET_FORMAT,
-        "kind": EXAMPLE_KIND[spec.spec.method],
+        "kind": EXAMPLE_KIND[spec.spec.train_method],
         "sources": [
             {**src.model_dump(), "sha256": sources[src.path].sha256, "records": sources[src.path].records}
             for src in ds.sources
