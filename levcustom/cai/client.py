@@ -101,10 +101,11 @@ class MessagesClient:
         self._client = anthropic.Anthropic(max_retries=settings.max_retries, timeout=settings.timeout_s)
         self._limiter = RateLimiter(settings.requests_per_minute)
 
-    def complete(self, model: str, system: str | None, user: str, temperature: float, sample: int = 0) -> Reply:
-        """The reply to one user message; ``sample`` tells apart draws of the same request."""
+    def complete(self, model: str, system: str | None, user: str, sample: int = 0) -> Reply:
+        """The reply to one user message; ``sample`` tells apart independent draws of the same request
+        (the model samples; this SDK takes no temperature)."""
         s = self.settings
-        key = hashlib.sha256(json.dumps(["v1", model, system, user, temperature, s.max_tokens, sample],
+        key = hashlib.sha256(json.dumps(["v1", model, system, user, s.max_tokens, sample],
                                         ensure_ascii=False).encode()).hexdigest()
         hit = self.log.get(key)
         if hit is not None:
@@ -118,7 +119,7 @@ class MessagesClient:
             kwargs["system"] = [block]
         self._limiter.acquire()
         try:
-            message = self._client.messages.create(model=model, max_tokens=s.max_tokens, temperature=temperature,
+            message = self._client.messages.create(model=model, max_tokens=s.max_tokens,
                                                    messages=[{"role": "user", "content": user}], **kwargs)
         except self._errors as exc:
             status = getattr(exc, "status_code", None)

@@ -50,8 +50,8 @@ class Generator:
     rounds: int
     seed: int
 
-    def _call(self, model: str, system: str | None, user: str, temperature: float, sample: int = 0) -> str:
-        reply = self.client.complete(model, system, user, temperature, sample)
+    def _call(self, model: str, system: str | None, user: str, sample: int = 0) -> str:
+        reply = self.client.complete(model, system, user, sample)
         if reply.text is None:
             raise _Failed(reply.error)
         return reply.text
@@ -60,7 +60,7 @@ class Generator:
         s = self.client.settings
         # The responder answers the conversation itself: as the assistant being trained would.
         return self._call(s.responder, None, prompts.transcript(p.messages) if len(p.messages) > 1
-                          else p.messages[0][1], s.sample_temperature, sample)
+                          else p.messages[0][1], sample)
 
     def one(self, p: Prompt) -> Outcome:
         try:
@@ -80,10 +80,8 @@ class Generator:
         for r in range(1, self.rounds + 1):
             principle = self._principle(p, f"round{r}")
             conversation = p.messages + (("assistant", response),)
-            critique = self._call(s.model, system, prompts.critique_request(conversation, principle),
-                                  s.critic_temperature)
-            response = self._call(s.model, system, prompts.revision_request(conversation, principle, critique),
-                                  s.critic_temperature)
+            critique = self._call(s.model, system, prompts.critique_request(conversation, principle))
+            response = self._call(s.model, system, prompts.revision_request(conversation, principle, critique))
             history.append({"principle": principle.name, "critique": critique, "revision": response})
         example = ChatExample(p.messages + (("assistant", response),), p.source, p.line)
         return Outcome(p, example, {"phase": "supervised", "rounds": history})
@@ -92,12 +90,12 @@ class Generator:
         s = self.client.settings
         a, b = self._sample(p, 1), self._sample(p, 2)
         if " ".join(a.split()) == " ".join(b.split()):
-            raise _Failed("the two sampled responses are identical: nothing to prefer (raise sample_temperature)")
+            raise _Failed("the two sampled responses are identical: nothing to prefer")
         principle = self._principle(p, "preference")
         swapped = prompts.choose(self.seed, row_key(p.messages), "order", 2) == 1
         first, second = (b, a) if swapped else (a, b)
         reply = self._call(s.model, prompts.system_prompt(self.constitution),
-                           prompts.label_request(p.messages, first, second, principle), s.critic_temperature)
+                           prompts.label_request(p.messages, first, second, principle))
         label = prompts.parse_label(reply)
         if label.choice is None:
             raise _Failed(label.error)

@@ -21,8 +21,6 @@ class CaiSettings(BaseModel):
     model: str = Field(min_length=1)
     responder_model: str | None = None
     max_tokens: int = Field(512, ge=16, le=8192)
-    sample_temperature: float = Field(1.0, ge=0, le=1)
-    critic_temperature: float = Field(0.0, ge=0, le=1)
     concurrency: int = Field(8, ge=1, le=64)
     requests_per_minute: int = Field(300, ge=1)
     max_retries: int = Field(4, ge=0)

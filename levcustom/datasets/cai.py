@@ -34,8 +34,7 @@ def cai_inputs(body: ModelBody, config: ResolvedConfig, constitution_sha256: str
     s = cai_settings(config)
     return {"recipe": PROMPT_VERSION, **body.cai.model_dump(exclude={"constitution"}),
             "constitution": {"path": body.cai.constitution, "sha256": constitution_sha256},
-            "generation": s.model_dump(include={"model", "responder_model", "max_tokens", "sample_temperature",
-                                                "critic_temperature"})}
+            "generation": s.model_dump(include={"model", "responder_model", "max_tokens"})}
 
 
 def calls_per_prompt(body: ModelBody) -> int:
