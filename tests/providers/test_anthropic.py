@@ -269,3 +269,25 @@ def test_plan_shows_the_hourly_price_only_with_the_opt_in(repo):
     assert next(c["fingerprint"] for c in plan["changes"] if c["stage"] == "deploy") != deploy_fp
     assert not any("not enabled" in w for w in plan["warnings"])
     assert "$70.00  (per hour while deployed" in repo.run("plan").stdout
+
+
+def test_cancel_stops_the_job_at_bedrock(repo, aws, monkeypatch):
+    from levcustom.plan.desired import load_and_resolve
+    from levcustom.providers.anthropic import AnthropicProvider
+    from levcustom.providers.base import TrainRequest
+    from levcustom.workspace import Workspace
+
+    proc = start_apply(repo)
+    [name] = wait_for_jobs(aws, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for key, value in aws.env.items():
+        monkeypatch.setenv(key, value)
+    ws = Workspace(repo.root)
+    _, configs, _ = load_and_resolve(ws, [ws.specs_dir], [])
+    cfg = configs["haiku-support"]
+    request = TrainRequest(model="haiku-support", key="k", base_model="claude-3-haiku", method="sft",
+                           dataset_dir=repo.root, config=cfg, work_dir=repo.root)
+    AnthropicProvider(ws).cancel(name, request)
+    assert aws.jobs[name].status == "Stopped"
+    assert AnthropicProvider(ws).poll(name, request).state == "cancelled"
