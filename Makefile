@@ -34,6 +34,7 @@ bench: setup
 	$(PY) benchmarks/plan_vs_dvc.py
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/openai_concurrency.py
+	$(PY) benchmarks/crash_harness.py
 
 lint: setup
 	$(PY) -m ruff check levcustom tests benchmarks

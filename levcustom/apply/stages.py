@@ -25,6 +25,7 @@ from levcustom.providers.base import JobStatus, ModelRef, Provider, Serving, Tra
 from levcustom.spec.loader import LoadedSpec
 from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.atomic import atomic_write_text
+from levcustom.state.keyedlock import keyed_lock
 from levcustom.state.lockfile import (
     DatasetState,
     DeployState,
@@ -103,7 +104,8 @@ def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Sta
     slot = sc.job_slots.setdefault(provider.name, threading.Semaphore(provider.max_parallel_jobs(cfg)))
     with slot:
         set_intent(None, request.key)  # before submit: a crash from here on is resumed by key, never re-submitted blind
-        job_id = provider.submit(request, lambda upload: _record_upload(sc, upload))
+        with keyed_lock(f"{provider.name}:{request.key}"):  # models with identical training share one job
+            job_id = provider.submit(request, lambda upload: _record_upload(sc, upload))
         set_intent(job_id, request.key)
         _follow(sc, provider, job_id, request)
     result = provider.result(job_id, request)

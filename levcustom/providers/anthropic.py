@@ -39,7 +39,8 @@ from levcustom.providers.base import (
     Upload,
 )
 from levcustom.providers.bedrock_format import estimate_tokens, format_problem, to_bedrock
-from levcustom.providers.hosted import content_lock, range_problems, training_file, validated_settings
+from levcustom.providers.hosted import range_problems, training_file, validated_settings
+from levcustom.state.keyedlock import keyed_lock
 from levcustom.state.lockfile import TrainState
 from levcustom.workspace import Workspace
 
@@ -271,7 +272,7 @@ class AnthropicProvider:
         key = _join(prefix, "data", f"levcustom-{sha}.jsonl")
         uri = f"s3://{bucket}/{key}"
         s3 = self.aws.client("s3", s.region, s.max_retries)
-        with content_lock(sha):  # models sharing a dataset in one apply: the first uploads, the rest find it
+        with keyed_lock(f"upload:{sha}"):  # models sharing a dataset in one apply: the first uploads, the rest find it
             head = self.aws.call("check upload", lambda: s3.head_object(Bucket=bucket, Key=key), missing_ok=True)
             if head is None or head["ContentLength"] != len(data):
                 self.aws.call("upload", lambda: s3.put_object(Bucket=bucket, Key=key, Body=data,

@@ -1,11 +1,9 @@
 """What hosted fine-tuning providers (openai, anthropic on Bedrock) share: validated settings,
-hyperparameter range checks, training files built from a stored dataset, and one lock per
-content hash so models sharing a dataset in one apply upload it once."""
+hyperparameter range checks, and training files built from a stored dataset."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,12 +44,3 @@ def training_file(dataset_dir: Path, split: str, format_row: Callable[[dict], di
     return b"".join(json.dumps(format_row(row), ensure_ascii=False).encode() + b"\n"
                     for row in load_examples(dataset_dir / f"{split}.jsonl"))
 
-
-_LOCKS_GUARD = threading.Lock()
-_CONTENT_LOCKS: dict[str, threading.Lock] = {}
-
-
-def content_lock(sha: str) -> threading.Lock:
-    """The lock of one content hash: the first holder uploads, the others then find the upload."""
-    with _LOCKS_GUARD:
-        return _CONTENT_LOCKS.setdefault(sha, threading.Lock())

@@ -35,7 +35,8 @@ from levcustom.providers.base import (
     TrainResult,
     Upload,
 )
-from levcustom.providers.hosted import content_lock, range_problems, training_file, validated_settings
+from levcustom.providers.hosted import range_problems, training_file, validated_settings
+from levcustom.state.keyedlock import keyed_lock
 from levcustom.state.lockfile import TrainState
 from levcustom.workspace import Workspace
 
@@ -97,6 +98,16 @@ def count_tokens(examples: list[Example], base_model: str) -> tuple[list[int], s
     return per_example, note
 
 
+def hyperparameters(config: ResolvedConfig, method: str) -> dict[str, Any]:
+    """The job's hyperparameters under OpenAI's names ('auto' lets the service choose)."""
+    t = config.training
+    epochs = t.epochs if t.epochs == "auto" else int(t.epochs)
+    out = {"n_epochs": epochs, "batch_size": t.batch_size, "learning_rate_multiplier": t.learning_rate_multiplier}
+    if method == "dpo":
+        out["beta"] = t.beta
+    return out
+
+
 def format_row(row: dict, method: str) -> dict:
     """A built dataset row (provider-neutral) in OpenAI's training format."""
     if method == "dpo":
@@ -125,10 +136,7 @@ class OpenAIProvider:
         return self.settings(config).max_parallel_jobs
 
     def result_config(self, config: ResolvedConfig) -> dict[str, Any]:
-        t = config.training
-        return {"hyperparameters": {"n_epochs": t.epochs, "batch_size": t.batch_size,
-                                    "learning_rate_multiplier": t.learning_rate_multiplier, "beta": t.beta},
-                "seed": t.seed}
+        return {"hyperparameters": hyperparameters(config, "dpo"), "seed": config.training.seed}
 
     def check(self, method: str, base_model: str, config: ResolvedConfig) -> list[ConfigProblem]:
         s = self.settings(config)
@@ -144,6 +152,8 @@ class OpenAIProvider:
                                    s.hyperparameter_ranges, "OpenAI")
         if method == "sft" and t.beta != "auto":
             problems.append(ConfigProblem(("spec", "training", "beta"), "beta applies to method dpo only"))
+        if t.epochs != "auto" and float(t.epochs) != int(t.epochs):
+            problems.append(ConfigProblem(("spec", "training", "epochs"), "OpenAI trains whole epochs"))
         return problems
 
     def inspect(self, examples: list[Example], method: str, base_model: str, config: ResolvedConfig) -> DatasetReport:
@@ -237,10 +247,7 @@ class OpenAIProvider:
             if data:
                 files[split] = self._upload(client, data, request.known_uploads, record_upload)
         t = request.config.training
-        hyper = {k: v for k, v in (("n_epochs", t.epochs), ("batch_size", t.batch_size),
-                                   ("learning_rate_multiplier", t.learning_rate_multiplier)) if v != "auto"}
-        if request.method == "dpo" and t.beta != "auto":
-            hyper["beta"] = t.beta
+        hyper = {k: v for k, v in hyperparameters(request.config, request.method).items() if v != "auto"}
         kind = "dpo" if request.method == "dpo" else "supervised"
         method = {"type": kind, kind: {"hyperparameters": hyper}}
         job = self._call("create job", lambda: client.fine_tuning.jobs.create(
@@ -259,7 +266,7 @@ class OpenAIProvider:
 
     def _upload(self, client, data: bytes, known: dict[str, str], record: Callable[[Upload], None]) -> str:
         sha = hashlib.sha256(data).hexdigest()
-        with content_lock(sha):  # models sharing a dataset in one apply: the first uploads, the rest find it
+        with keyed_lock(f"upload:{sha}"):  # models sharing a dataset in one apply: the first uploads, the rest find it
             return self._upload_once(client, data, sha, known, record)
 
     def _upload_once(self, client, data: bytes, sha: str, known: dict[str, str],

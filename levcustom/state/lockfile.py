@@ -141,17 +141,26 @@ def read_lock(path: Path) -> Lock:
     if not path.exists():
         return Lock()
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LevcustomError(f"{path.name} is not valid JSON ({exc}); restore it from git") from None
-    if isinstance(data, dict) and data.get("version", LOCK_VERSION) > LOCK_VERSION:
-        raise LevcustomError(f"{path.name} has version {data['version']}; this levcustom reads up to {LOCK_VERSION}")
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise LevcustomError(f"cannot read {path.name}: {exc}") from None
+    return parse_lock(text, path.name)
+
+
+def parse_lock(text: str, name: str) -> Lock:
+    """Validate lockfile text; ``name`` says where it came from in errors."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise LevcustomError(f"{name} is not valid JSON ({exc}); restore it from git") from None
+    if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] > LOCK_VERSION:
+        raise LevcustomError(f"{name} has version {data['version']}; this levcustom reads up to {LOCK_VERSION}")
     try:
         return Lock.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise LevcustomError(f"{path.name} is invalid at {where}: {first['msg']}") from None
+        raise LevcustomError(f"{name} is invalid at {where}: {first['msg']}") from None
 
 
 def dump_lock(lock: Lock) -> str:

@@ -14,10 +14,10 @@ import threading
 import time
 
 import pytest
-from fakes.anthropic_server import FakeAnthropic, FakeError
-from fakes.openai_server import FakeOpenAI
 
 from conftest import PROJECT, Repo, write_jsonl
+from fakes.anthropic_server import FakeAnthropic, FakeError
+from fakes.openai_server import FakeOpenAI
 
 SPEC = """\
 apiVersion: levcustom/v1

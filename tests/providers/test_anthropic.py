@@ -12,9 +12,9 @@ import sys
 import time
 
 import pytest
-from fakes.aws import BUCKET, ROLE_ARN, MotoAws
 
 from conftest import PROJECT, Repo, write_jsonl
+from fakes.aws import BUCKET, ROLE_ARN, MotoAws
 
 SPEC = """\
 apiVersion: levcustom/v1

@@ -4,74 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+
+from conftest import SECRET, add_openai_spec, chat_rows, write_jsonl
 from fakes.openai_server import FakeOpenAI
 
-from conftest import PROJECT, Repo, chat_rows, write_jsonl
 
-SECRET = "sk-test-secret-value-1234567890"
-
-SPEC = """\
-apiVersion: levcustom/v1
-kind: Model
-metadata:
-  name: {name}
-spec:
-  base_model: gpt-4o-mini-2024-07-18
-  provider: openai
-  method: {method}
-  overrides: ["provider.poll_interval_s=0.01", "provider.max_poll_interval_s=0.05"]
-  dataset:
-    sources:
-      - {{type: jsonl, path: {data}}}
-    split: {{validation: 0.0}}
-  training: {{epochs: 2}}
-  evals:
-    suites:
-      - {{name: golden, path: evals/golden.jsonl, metric: contains}}
-    gates:
-      - {{metric: golden.contains, min: 0.9}}
-  deploy:
-    agents: [{name}-agent]
-"""
-
-
-def preference_rows(n: int) -> list[dict]:
-    return [{"prompt": [{"role": "user", "content": f"greet person {i}"}],
-             "chosen": [{"role": "assistant", "content": f"Hello {i}!"}],
-             "rejected": [{"role": "assistant", "content": "no"}]} for i in range(n)]
+@pytest.fixture
+def fake(fake_openai):
+    return fake_openai
 
 
 @pytest.fixture
-def fake():
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def repo(tmp_path, fake) -> Repo:
-    shutil.copytree(PROJECT / "conf", tmp_path / "conf")
-    write_jsonl(tmp_path / "data" / "train.jsonl", chat_rows(n=16))
-    write_jsonl(tmp_path / "data" / "prefs.jsonl", preference_rows(12))
-    write_jsonl(tmp_path / "evals" / "golden.jsonl",
-                [{"messages": r["messages"][:2], "expected": "ok"} for r in chat_rows(n=4)])
-    r = Repo(tmp_path, env={"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": SECRET})
-    add_spec(r, "ft-one")
-    return r
-
-
-def add_spec(repo: Repo, name: str, method: str = "sft", data: str = "data/train.jsonl") -> Path:
-    path = repo.root / "specs" / f"{name}.yaml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(SPEC.format(name=name, method=method, data=data))
-    return path
+def repo(openai_repo):
+    return openai_repo
 
 
 def jobs_created(fake: FakeOpenAI) -> int:
@@ -119,7 +70,7 @@ def test_sft_end_to_end_then_nothing_to_do(repo, fake):
 
 def test_dpo_end_to_end(repo, fake):
     (repo.root / "specs" / "ft-one.yaml").unlink()
-    add_spec(repo, "prefs", method="dpo", data="data/prefs.jsonl")
+    add_openai_spec(repo, "prefs", method="dpo", data="data/prefs.jsonl")
     repo.run("apply", "--auto-approve")
     [job] = fake.jobs.values()
     assert job["method"]["type"] == "dpo"
@@ -129,7 +80,7 @@ def test_dpo_end_to_end(repo, fake):
 
 
 def test_changed_data_retrains_and_identical_data_is_uploaded_once(repo, fake):
-    add_spec(repo, "ft-two")  # same data as ft-one: one upload serves both jobs
+    add_openai_spec(repo, "ft-two")  # same data as ft-one: one upload serves both jobs
     repo.run("apply", "--auto-approve")
     assert uploads(fake) == 1 and jobs_created(fake) == 2
     write_jsonl(repo.root / "data" / "train.jsonl", chat_rows(n=20))
@@ -227,7 +178,7 @@ def test_drift_deleted_model_and_cancelled_job_plan_replacement(repo, fake):
 
 
 def test_destroy_keeps_model_unless_purged(repo, fake):
-    add_spec(repo, "ft-two")
+    add_openai_spec(repo, "ft-two")
     repo.run("apply", "--auto-approve")
     kept = repo.lock()["models"]["ft-one"]["train"]["model_ref"]
     purged = repo.lock()["models"]["ft-two"]["train"]["model_ref"]
