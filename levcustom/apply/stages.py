@@ -210,6 +210,8 @@ def _cached_generate(sc: StageContext, model: str, provider: Provider, cfg: Reso
     if path.is_file():
         cached = json.loads(path.read_text())
         return Generation(cached["outputs"], cached["seconds"])
+    if not prompts:  # no suites: nothing to ask (a hosted model may not even be servable yet)
+        return Generation([], 0.0)
     which = "tuned" if ref.ref else "base"
     sc.reporter.job_status(model, JobStatus("running", f"generating {len(prompts)} answers ({which} model)"))
     start = time.perf_counter()
