@@ -35,6 +35,9 @@ bench: setup
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/train_throughput.py --packing
 	$(PY) benchmarks/memory_estimate.py
+	$(PY) benchmarks/openai_concurrency.py
+	$(PY) benchmarks/crash_harness.py
+	$(PY) benchmarks/judge_throughput.py
 
 lint: setup
 	$(PY) -m ruff check levcustom tests benchmarks

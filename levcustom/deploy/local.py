@@ -1,8 +1,9 @@
 """Deploying a model trained by the local provider: its model card gains the eval results, and
 with ``deploy.target: ollama`` it is exported to GGUF and served by Ollama.
 
-Called by the deploy stage; the previous deployment's Ollama model is removed when the new
-one lives under another name or host (or no longer on Ollama at all).
+Called by the deploy stage; once the lockfile points at the new deployment, the previous
+deployment's Ollama model is removed when the new one lives under another name or host (or
+no longer on Ollama at all).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from levcustom.deploy.ollama import deploy, ollama_model, undeploy
 from levcustom.providers.local.card import CardData, write_card
 from levcustom.providers.local.provider import LocalProvider, merged_dir
 from levcustom.spec.schema import ModelBody
-from levcustom.state.lockfile import DeployState, ModelState, OllamaDeployment
+from levcustom.state.lockfile import ModelState, OllamaDeployment
 from levcustom.workspace import Workspace
 
 
-def deploy_local(ws: Workspace, name: str, body: ModelBody, cfg: ResolvedConfig, state: ModelState,
-                 previous: DeployState | None) -> OllamaDeployment | None:
+def deploy_local(ws: Workspace, name: str, body: ModelBody, cfg: ResolvedConfig,
+                 state: ModelState) -> OllamaDeployment | None:
     """Publish the evaluated model card; serve the model on Ollama when the spec asks. Returns the Ollama model."""
     train = state.train
     provider = LocalProvider(ws)
@@ -37,7 +38,10 @@ def deploy_local(ws: Workspace, name: str, body: ModelBody, cfg: ResolvedConfig,
         model = ollama_model(target.model or name, target, export.path, export.chat_template, export.bos_token,
                              export.eos_token)
         served = deploy(model, target.host)
-    old = previous.ollama if previous else None
-    if old is not None and (served is None or (old.host, old.model) != (served.host, served.model)):
-        undeploy(old)
     return served
+
+
+def retire_ollama(old: OllamaDeployment, served: OllamaDeployment | None) -> None:
+    """Delete the previous deployment's Ollama model unless the new one replaced it in place."""
+    if served is None or (old.host, old.model) != (served.host, served.model):
+        undeploy(old)

@@ -6,10 +6,11 @@ calls the rest. Implementations import their SDKs lazily so ``plan`` stays light
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.jsonl import Example
@@ -30,6 +31,7 @@ class TrainRequest:
     dataset_dir: Path
     config: ResolvedConfig
     work_dir: Path
+    known_uploads: dict[str, str] = field(default_factory=dict)  # content sha256 -> provider file id (lockfile)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,16 @@ class JobStatus:
     message: str = ""
     progress: float | None = None  # 0..1 where the provider knows it
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A data file stored at a provider, addressed by the sha256 of its bytes."""
+
+    provider: str
+    sha256: str
+    file_id: str
+    bytes: int
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,9 @@ class ModelRef:
 class Provider(Protocol):
     name: str
 
+    def poll_intervals(self, config: ResolvedConfig) -> tuple[float, float]:
+        """Seconds between job polls: the first, and the most it backs off to while nothing changes."""
+
     def min_examples(self, config: ResolvedConfig) -> int:
         """Fewest training examples a job accepts."""
 
@@ -108,8 +123,11 @@ class Provider(Protocol):
     def risks(self, base_model: str, config: ResolvedConfig, today: date) -> list[str]:
         """Offline warnings for the plan (deprecations, shutdown dates)."""
 
-    def submit(self, request: TrainRequest) -> str:
-        """Start training, or find the job already started under ``request.key``; return its id."""
+    def submit(self, request: TrainRequest, record_upload: Callable[[Upload], None]) -> str:
+        """Start training, or find the job already started under ``request.key``; return its id.
+
+        Each file uploaded on the way is passed to ``record_upload`` at once (it lands in the lockfile),
+        so the same bytes are never uploaded twice."""
 
     def poll(self, job_id: str, request: TrainRequest) -> JobStatus:
         """Current state and progress of a job."""
@@ -120,15 +138,35 @@ class Provider(Protocol):
     def cancel(self, job_id: str, request: TrainRequest) -> None:
         """Stop a running job."""
 
-    def delete(self, state: TrainState) -> None:
+    def delete(self, state: TrainState, config: ResolvedConfig) -> None:
         """Delete a trained model's artifacts (destroy with --purge)."""
 
-    def refresh(self, state: TrainState) -> str | None:
+    def refresh(self, state: TrainState, config: ResolvedConfig) -> str | None:
         """Read the real state: None when it matches, else the drift, as a reason."""
 
-    def logs(self, state: TrainState) -> list[str]:
+    def logs(self, state: TrainState, config: ResolvedConfig) -> list[str]:
         """The training job's event lines, oldest first."""
 
     def generate(self, models: list[ModelRef], prompts: list[list[dict[str, str]]],
                  config: ResolvedConfig) -> list[list[str]]:
         """Greedy answers of each model to each prompt (one list per model)."""
+
+
+@runtime_checkable
+class Serving(Protocol):
+    """Optional capability: a provider whose tuned models serve only through an endpoint that costs
+    money while it exists (Bedrock provisioned throughput). The deploy stage creates it, destroy and
+    redeploys delete it; without the user's opt-in nothing is provisioned."""
+
+    def serving_config(self, config: ResolvedConfig) -> dict[str, Any]:
+        """The endpoint settings, fingerprinted into the deploy stage ({} when nothing is provisioned)."""
+
+    def serving_estimate(self, base_model: str, config: ResolvedConfig) -> CostEstimate | None:
+        """Offline: what the endpoint costs per hour, for the plan (None when nothing is provisioned)."""
+
+    def serve(self, train: TrainState, config: ResolvedConfig) -> str | None:
+        """Create (or find, idempotently) the endpoint serving a trained model and wait until it serves;
+        its id, or None when the user did not opt in."""
+
+    def unserve(self, endpoint: str, config: ResolvedConfig) -> None:
+        """Delete an endpoint (already gone is fine)."""

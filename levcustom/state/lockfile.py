@@ -64,10 +64,28 @@ class TrainState(StageState):
     cost_usd: float = 0.0
 
 
+class PairedResult(_Model):
+    """The tuned model minus a reference model on the same cases (per-case differences)."""
+
+    cases: int
+    delta: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    p_value: float | None = Field(None, description="McNemar's test, for pass/fail metrics.")
+    improved: int | None = Field(None, description="Cases the tuned model passes and the reference fails.")
+    regressed: int | None = Field(None, description="Cases the tuned model fails and the reference passes.")
+
+
 class MetricResult(_Model):
     tuned: float
     base: float | None = None
+    deployed: float | None = None
     cases: int
+    errors: int = Field(0, description="Cases that could not be scored (e.g. judge errors): never a pass.")
+    ci_low: float | None = None
+    ci_high: float | None = None
+    paired: dict[str, PairedResult] = Field(default_factory=dict, description="vs base / vs deployed.")
 
 
 class GateResult(_Model):
@@ -81,6 +99,16 @@ class EvalState(StageState):
     gates: list[GateResult]
     passed: bool
     run_dir: str
+    cases_sha256: str | None = Field(None, description="Hash of run_dir/cases.jsonl (per-case outputs and scores).")
+
+
+class PreviousDeployment(_Model):
+    """The version a candidate is A/B-tested against (it keeps the rest of the traffic)."""
+
+    fingerprint: str
+    provider: str
+    base_model: str
+    model_ref: str
 
 
 class OllamaDeployment(_Model):
@@ -98,6 +126,14 @@ class DeployState(StageState):
     base_model: str
     model_ref: str
     eval_results: dict[str, MetricResult] = Field(description="Scores of the deployed version, for A/B gates.")
+    eval_run: str | None = Field(None, description="Per-case results of the deployed version (run folder).")
+    cases_sha256: str | None = None
+    traffic: int | None = Field(None, description="Online A/B: percent of requests for this version; the rest "
+                                                  "go to ``previous``. None: all of them.")
+    previous: PreviousDeployment | None = None
+    phase: str | None = Field(None, description="Online A/B: split, promoted or rolled-back.")
+    endpoint: str | None = Field(None, description="A paid endpoint this deployment created (e.g. Bedrock "
+                                                   "provisioned throughput): deleted when the deployment goes.")
     ollama: OllamaDeployment | None = None
 
 
@@ -125,11 +161,22 @@ class ModelState(_Model):
         return getattr(self, name)
 
 
+class UploadRecord(_Model):
+    """A file at a provider, by content hash: found here first, so bytes are never uploaded twice."""
+
+    provider: str
+    sha256: str
+    file_id: str
+    bytes: int
+    created_at: str = Field(default_factory=now_iso)
+
+
 class Lock(_Model):
     version: int = LOCK_VERSION
     lineage: str = Field("", description="Set by the first write; empty while no lockfile exists.")
     serial: int = 0
     models: dict[str, ModelState] = Field(default_factory=dict)
+    uploads: dict[str, UploadRecord] = Field(default_factory=dict, description="Keyed '<provider>:<sha256>'.")
 
 
 def read_lock(path: Path) -> Lock:
@@ -137,17 +184,26 @@ def read_lock(path: Path) -> Lock:
     if not path.exists():
         return Lock()
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LevcustomError(f"{path.name} is not valid JSON ({exc}); restore it from git") from None
-    if isinstance(data, dict) and data.get("version", LOCK_VERSION) > LOCK_VERSION:
-        raise LevcustomError(f"{path.name} has version {data['version']}; this levcustom reads up to {LOCK_VERSION}")
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise LevcustomError(f"cannot read {path.name}: {exc}") from None
+    return parse_lock(text, path.name)
+
+
+def parse_lock(text: str, name: str) -> Lock:
+    """Validate lockfile text; ``name`` says where it came from in errors."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise LevcustomError(f"{name} is not valid JSON ({exc}); restore it from git") from None
+    if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] > LOCK_VERSION:
+        raise LevcustomError(f"{name} has version {data['version']}; this levcustom reads up to {LOCK_VERSION}")
     try:
         return Lock.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise LevcustomError(f"{path.name} is invalid at {where}: {first['msg']}") from None
+        raise LevcustomError(f"{name} is invalid at {where}: {first['msg']}") from None
 
 
 def dump_lock(lock: Lock) -> str:
@@ -156,22 +212,43 @@ def dump_lock(lock: Lock) -> str:
 
 
 class StateStore:
-    """The lock in memory plus its file; every mutation is one atomic write with serial+1."""
+    """The lock in memory plus its file. Mutations from concurrent threads are group-committed:
+    whoever writes takes every mutation queued so far into one atomic write (serial + 1), and
+    each ``update`` returns only once its own mutation is on disk."""
 
     def __init__(self, path: Path):
         self.path = path
         self.lock = read_lock(path)
-        self._mutex = threading.Lock()
+        self._write = threading.Lock()
+        self._queue = threading.Lock()
+        self._pending: list[tuple[int, Callable[[Lock], None]]] = []
+        self._enqueued = 0  # mutations queued so far
+        self._durable = 0  # mutations written so far (a prefix of the queue)
 
     def update(self, mutate: Callable[[Lock], None]) -> None:
-        """Apply ``mutate`` and persist. Serialized across threads (models apply concurrently)."""
-        with self._mutex:
+        """Apply ``mutate`` and persist it before returning."""
+        with self._queue:
+            self._enqueued += 1
+            mine = self._enqueued
+            self._pending.append((mine, mutate))
+        with self._write:
+            if self._durable >= mine:
+                return  # another thread's write carried it
+            with self._queue:
+                batch, self._pending = self._pending, []
             candidate = self.lock.model_copy(deep=True)
-            mutate(candidate)
+            for _, m in batch:
+                m(candidate)
             candidate.serial += 1
             candidate.lineage = candidate.lineage or str(uuid.uuid4())
-            atomic_write_text(self.path, dump_lock(candidate))
+            try:
+                atomic_write_text(self.path, dump_lock(candidate))
+            except BaseException:
+                with self._queue:  # not written: the next writer retries these, the old state stands
+                    self._pending[:0] = [b for b in batch if b[0] != mine]
+                raise
             self.lock = candidate  # only after the write succeeded: memory never runs ahead of disk
+            self._durable = batch[-1][0]
 
     def model(self, name: str, spec_file: str) -> Callable[[Lock], ModelState]:
         """Helper for mutations: get or create a model's block."""

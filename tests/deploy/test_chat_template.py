@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fakes.ollama_server import render_go_template
 
+from fakes.ollama_server import render_go_template
 from levcustom.deploy.chat_template import UnsupportedTemplate, chat_format
 from tinymodel import CHAT_TEMPLATE
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from fakes.ollama_server import FakeOllama
 
+from fakes.ollama_server import FakeOllama
 from levcustom.deploy.ollama import OllamaClient, OllamaModel, deploy, file_sha256, modelfile, undeploy
 from levcustom.errors import ProviderError
 

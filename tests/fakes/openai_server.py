@@ -37,12 +37,14 @@ import random
 import re
 import socket
 import string
+import sys
 import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = ["FakeOpenAI", "RecordedRequest", "DEFAULT_FINE_TUNABLE_MODELS", "DEFAULT_STEPS", "default_responder"]
@@ -177,7 +179,7 @@ class FakeOpenAI:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -402,12 +404,14 @@ class FakeOpenAI:
                 try:
                     row = json.loads(line)
                 except ValueError:
-                    return {"code": code, "param": param, "message": f"The job failed due to an invalid {what} "
-                                                                     f"file. Invalid file format. Line {n} is not valid JSON."}
+                    return {"code": code, "param": param,
+                            "message": f"The job failed due to an invalid {what} file. Invalid file format. "
+                                       f"Line {n} is not valid JSON."}
                 problem = self._row_problem(row, method) if self.validate_format else None
                 if problem:
-                    return {"code": code, "param": param, "message": f"The job failed due to an invalid {what} "
-                                                                     f"file. Invalid file format. Example {n}: {problem}"}
+                    return {"code": code, "param": param,
+                            "message": f"The job failed due to an invalid {what} file. Invalid file format. "
+                                       f"Example {n}: {problem}"}
             if len(lines) < min_lines:
                 return {"code": code, "param": param,
                         "message": f"The job failed due to an invalid {what} file. {what.capitalize()} file has "
@@ -753,7 +757,8 @@ class FakeOpenAI:
             raise ApiError(400, "We could not parse the JSON body of your request.")
         model = body.get("model")
         if not model:
-            raise ApiError(400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+            raise ApiError(400, "Missing required parameter: 'model'.", param="model",
+                           code="missing_required_parameter")
         if model not in self.models:
             raise ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
                            code="model_not_found")
@@ -799,7 +804,7 @@ class FakeOpenAI:
 
     # ------------------------------------------------------------------ request entry point
 
-    def _handle(self, handler: "_Handler") -> None:
+    def _handle(self, handler: _Handler) -> None:
         split = urlsplit(handler.path)
         path = split.path
         query = dict(parse_qsl(split.query, keep_blank_values=True))
@@ -853,6 +858,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     fake: FakeOpenAI
 
+    def handle_error(self, request, client_address) -> None:
+        # A client killed mid-request (the crash harness does it on purpose) is not the fake's error.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real API; every response has a Content-Length
@@ -862,6 +872,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        try:  # no Nagle: a response must not wait ~40 ms for the client's delayed ACK
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         with self.server.fake.lock:
             self.server.fake._connections.add(self.connection)
 
@@ -900,8 +914,8 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._headers_buffer.append(b"\r\n" + data)  # headers and body in one send
+        self.flush_headers()
 
     def _dispatch(self) -> None:
         self.server.fake._handle(self)

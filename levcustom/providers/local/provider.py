@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -35,6 +36,7 @@ from levcustom.providers.base import (
     ModelRef,
     TrainRequest,
     TrainResult,
+    Upload,
 )
 from levcustom.providers.local import launch
 from levcustom.providers.local.card import CARD_FILE, CardData, write_card
@@ -82,7 +84,6 @@ def tree_sha256(folder: Path) -> str:
 
 class LocalProvider:
     name = "local"
-    poll_interval = 0.5
 
     def __init__(self, ws: Workspace):
         self.ws = ws
@@ -90,6 +91,9 @@ class LocalProvider:
         self._shapes: dict[str, ModelShape | None] = {}
         # Protocol.estimate() takes no method; check() runs first for the same config and records it here.
         self._methods: dict[tuple[int, str], str] = {}
+
+    def poll_intervals(self, config: ResolvedConfig) -> tuple[float, float]:
+        return 0.5, 2.0  # a local child's progress file is cheap to read
 
     def min_examples(self, config: ResolvedConfig) -> int:
         return int(config.provider.get("min_examples", 1))
@@ -215,7 +219,7 @@ class LocalProvider:
 
     # -- training -------------------------------------------------------------------------
 
-    def submit(self, request: TrainRequest) -> str:
+    def submit(self, request: TrainRequest, record_upload: Callable[[Upload], None]) -> str:
         work = request.work_dir
         work.mkdir(parents=True, exist_ok=True)
         job_id = f"local-{request.key[:16]}"
@@ -316,17 +320,17 @@ class LocalProvider:
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
 
-    def delete(self, state: TrainState) -> None:
+    def delete(self, state: TrainState, config: ResolvedConfig) -> None:
         path = self.ws.root / state.model_ref
         if self.ws.store in path.parents:
             shutil.rmtree(path, ignore_errors=True)
 
-    def refresh(self, state: TrainState) -> str | None:
+    def refresh(self, state: TrainState, config: ResolvedConfig) -> str | None:
         if not (self.ws.root / state.model_ref / "adapter_config.json").is_file():
             return f"drift: adapter {state.model_ref} is missing from the local store"
         return None
 
-    def logs(self, state: TrainState) -> list[str]:
+    def logs(self, state: TrainState, config: ResolvedConfig) -> list[str]:
         path = self.ws.runs / "train" / state.fingerprint / "events.jsonl"
         return path.read_text().splitlines() if path.is_file() else []
 

@@ -7,9 +7,9 @@ import json
 import re
 
 import pytest
-from fakes.ollama_server import FakeOllama
 
 from conftest import QUESTIONS, SYSTEM, write_jsonl
+from fakes.ollama_server import FakeOllama
 
 pytestmark = pytest.mark.slow
 
