@@ -97,7 +97,7 @@ def test_ollama_deploy_round_trip(repo, tmp_path):
         first = json.loads(cases.read_text().splitlines()[0])
         messages = json.loads((repo.root / "evals" / "golden.jsonl").read_text().splitlines()[0])["messages"]
         answer = fake.chat({"model": "tiny-helper", "messages": messages, "options": {"num_predict": 24}})[1]
-        assert answer["message"]["content"] == first["tuned"]
+        assert answer["message"]["content"] == first["outputs"]["tuned"]
         modelfile = next(repo.root.glob(".levcustom/store/gguf/*/Modelfile")).read_text()
         assert modelfile.startswith("FROM ./model.gguf\nTEMPLATE") and "PARAMETER temperature 0" in modelfile
 
