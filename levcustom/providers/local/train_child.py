@@ -189,6 +189,8 @@ def run(job: LocalTrainJob) -> dict:
     trainer.save_model(str(adapter))  # gathers sharded (FSDP / ZeRO-3) weights; writes on the main process
     if not _is_main_process():
         return {}
+    # Trainer also pickles its arguments there: not part of the adapter (and no pickle in the store).
+    (adapter / "training_args.bin").unlink(missing_ok=True)
     trainer.processing_class.save_pretrained(adapter)
     # What actually ran, for the job's record: the trainer class and how many linears were k-bit.
     quantized = sum(type(m).__module__.startswith("bitsandbytes") and type(m).__name__ in ("Linear4bit", "Linear8bitLt")
