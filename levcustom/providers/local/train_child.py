@@ -167,14 +167,22 @@ def _progress_callback(work_dir: Path):
     return Progress()
 
 
-def run(job: LocalTrainJob) -> dict:
-    from transformers.trainer_utils import get_last_checkpoint
+def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest checkpoint that was written to the end: the Trainer writes ``trainer_state.json``
+    last, so a run killed while saving leaves a folder without it, which is skipped."""
+    steps = []
+    for folder in ckpt_dir.glob("checkpoint-*"):
+        suffix = folder.name.removeprefix("checkpoint-")
+        if suffix.isdigit() and (folder / "trainer_state.json").is_file():
+            steps.append((int(suffix), folder))
+    return str(max(steps)[1]) if steps else None
 
+
+def run(job: LocalTrainJob) -> dict:
     work_dir = Path(job.work_dir)
     progress = _progress_callback(work_dir)
     trainer = build_trainer(job, callbacks=[progress])
-    ckpt_dir = Path(trainer.args.output_dir)
-    resume = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    resume = last_complete_checkpoint(Path(trainer.args.output_dir))
     if _is_main_process():
         append_event(work_dir, {"status": "running", "resumed_from": resume})
     out = trainer.train(resume_from_checkpoint=resume)
