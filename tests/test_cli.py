@@ -68,7 +68,8 @@ def test_kill_mid_training_resumes_from_checkpoint(repo):
     proc = subprocess.Popen([sys.executable, "-m", "levcustom.cli", "apply", "--auto-approve", "-C", str(repo.root)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not list(repo.root.glob(".levcustom/runs/train/*/checkpoints/checkpoint-*")):
+    # A complete checkpoint: the Trainer writes trainer_state.json last.
+    while not list(repo.root.glob(".levcustom/runs/train/*/checkpoints/checkpoint-*/trainer_state.json")):
         assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint was written"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its training child, at once
