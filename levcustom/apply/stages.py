@@ -60,7 +60,7 @@ def _model(lock: Lock, name: str) -> ModelState:
 def run_dataset(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:
     provider = get_provider(ls.model.spec.provider, sc.ws)
     built = build_dataset(sc.ws, ls.model.spec.dataset, provider.min_examples(cfg), EXAMPLE_KIND[ls.model.spec.method])
-    sources = [SourceRecord(path=s["path"], sha256=s["sha256"], records=s["records"])
+    sources = [SourceRecord(path=s["key"], sha256=s["sha256"], records=s["records"])
                for s in change.inputs["sources"]]
     state = DatasetState(fingerprint=change.fingerprint, inputs=change.inputs, artifact=sc.ws.rel(built.artifact),
                          sha256=built.sha256, train_rows=built.train_rows, validation_rows=built.validation_rows,

@@ -18,7 +18,6 @@ import json
 import shutil
 import tempfile
 from array import array
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +26,11 @@ import orjson
 
 from levcustom.datasets.curate import RowCurator
 from levcustom.datasets.dedupe import NUM_PERM, near_duplicates
-from levcustom.datasets.jsonl import Kind
+from levcustom.datasets.jsonl import Example, Kind, Provenance, example_from_row
 from levcustom.datasets.personality import Persona, load_persona
 from levcustom.datasets.process import Pipeline, Unit, UnitCache, UnitStats, file_sha256, read_whole
 from levcustom.datasets.records import ReadState
-from levcustom.datasets.sources import is_whole, row_reader, source_files, source_key
+from levcustom.datasets.sources import is_whole, row_reader, source_files, source_keys
 from levcustom.datasets.split import SPLITS, assign, bucket
 from levcustom.errors import LevcustomError
 from levcustom.spec.schema import DatasetSpec, PersonalitySource, Source
@@ -101,8 +100,7 @@ class Builder:
         return Pipeline(src.type, row_reader(src, self.kind) if src.type != "preferences" or src.derive == "none"
                         else None, self.curator, self.persona, self.near)
 
-    def read_source(self, index: int, src: Source) -> SourceResult:
-        key = source_key(src, index)
+    def read_source(self, key: str, src: Source) -> SourceResult:
         paths = source_files(self.ws, src)
         infos = [(p, self.ws.rel(p), self.stat.info(p)) for p in paths]
         pipeline = self.pipeline(src)
@@ -122,8 +120,9 @@ class Builder:
             unit = self._file_unit(pipeline, unit_key, path, rel, info.sha256)
             units.append(unit)
             s = unit.stats
-            files.append({"path": rel, "sha256": info.sha256, "bytes": info.size, "records": len(unit.state.line_hashes),
-                          "read": s.read, "invalid": s.invalid, "filtered": dict(s.filtered), "kept": unit.kept})
+            files.append({"path": rel, "sha256": info.sha256, "bytes": info.size,
+                          "records": len(unit.state.line_hashes), "read": s.read, "invalid": s.invalid,
+                          "filtered": dict(s.filtered), "kept": unit.kept})
         return SourceResult(key, src, units, files)
 
     def _file_unit(self, pipeline: Pipeline, unit_key: str, path: Path, rel: str, sha: str) -> Unit:
@@ -184,17 +183,47 @@ def _cap(rows: list[bytes], keys: list[bytes], keep: np.ndarray, by: str, limit:
     return out
 
 
+@dataclass
+class Curated:
+    """A dataset after every curation step, before it is stored: rows, their split, the manifest."""
+
+    rows: list[bytes]
+    sides: dict[str, list[int]]
+    manifest: dict
+    lines: dict[str, bytes]
+
+    def examples(self, split: str) -> list[Example]:
+        """The examples of one split, parsed back from their rows (for a provider's offline checks)."""
+        kind = self.manifest["kind"]
+        out = []
+        for i in self.sides[split]:
+            row = orjson.loads(self.rows[i])
+            p = row.pop("provenance")
+            example, _ = example_from_row(row, kind, Provenance(**p))
+            out.append(example)
+        return out
+
+
 def build_dataset(ws: Workspace, spec: DatasetSpec, min_examples: int, kind: Kind = "chat") -> BuiltDataset:
     """Read, curate, dedupe and split the sources; store the result by content hash (idempotent).
 
     ``kind`` is ``chat`` for SFT and ``preference`` (prompt/chosen/rejected) for DPO.
     """
+    curated = curate_dataset(ws, spec, kind)
+    train = len(curated.sides["train"])
+    if train < min_examples:
+        raise LevcustomError(f"dataset has {train} training examples; the provider needs at least {min_examples}")
+    return _store(ws, curated)
+
+
+def curate_dataset(ws: Workspace, spec: DatasetSpec, kind: Kind) -> Curated:
+    """Every step of a build but storing it (the planner's preflight uses this too)."""
     builder = Builder(ws, spec, kind)
     results = []
-    for i, src in enumerate(spec.sources):
+    for key, src in zip(source_keys(spec.sources), spec.sources, strict=True):
         if isinstance(src, PersonalitySource):
             continue
-        result = builder.read_source(i, src)
+        result = builder.read_source(key, src)
         _check_source(result)
         results.append(result)
     builder.stat.save()
@@ -228,9 +257,6 @@ def build_dataset(ws: Workspace, spec: DatasetSpec, min_examples: int, kind: Kin
     sides: dict[str, list[int]] = {name: [] for name in SPLITS}
     for i in np.flatnonzero(keep):
         sides[assign(keys[i], sp.validation, sp.eval, sp.seed)].append(int(i))
-    if len(sides["train"]) < min_examples:
-        raise LevcustomError(f"dataset has {len(sides['train'])} training examples; "
-                             f"the provider needs at least {min_examples}")
     manifest = {
         "format": DATASET_FORMAT, "kind": kind,
         "sources": [_source_manifest(r) for r in results],
@@ -243,9 +269,9 @@ def build_dataset(ws: Workspace, spec: DatasetSpec, min_examples: int, kind: Kin
         "provenance": "each row's 'provenance': source type, file, line, ref (episode, run or conversation id), "
                       "agent, task, persona",
     }
-    lines = {r.key.split(":", 1)[0]: array("Q", [h for u in r.units for h in u.state.line_hashes]).tobytes()
-             for r in results}
-    return _store(ws, rows, sides, manifest, lines)
+    lines = {str(i): array("Q", [h for u in r.units for h in u.state.line_hashes]).tobytes()
+             for i, r in enumerate(results)}  # lines/<i>.bin belongs to manifest["sources"][i]
+    return Curated(rows, sides, manifest, lines)
 
 
 def _source_manifest(r: SourceResult) -> dict:
@@ -256,8 +282,8 @@ def _source_manifest(r: SourceResult) -> dict:
             "scrubbed": dict(s.scrubbed), "issues": [str(i) for i in s.issues[:10]]}
 
 
-def _store(ws: Workspace, rows: list[bytes], sides: dict[str, list[int]], manifest: dict,
-           lines: dict[str, bytes]) -> BuiltDataset:
+def _store(ws: Workspace, curated: Curated) -> BuiltDataset:
+    rows, sides, manifest, lines = curated.rows, curated.sides, curated.manifest, curated.lines
     root = ws.store / "datasets"
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
@@ -275,7 +301,7 @@ def _store(ws: Workspace, rows: list[bytes], sides: dict[str, list[int]], manife
         (tmp / "manifest.json").write_text(text)
         digest.update(b"manifest.json\0" + text.encode() + b"\0")
         (tmp / "lines").mkdir()
-        for index, blob in sorted(lines.items()):
+        for index, blob in lines.items():
             (tmp / "lines" / f"{index}.bin").write_bytes(blob)
             digest.update(f"lines/{index}.bin\0".encode() + hashlib.sha256(blob).digest())
         sha = digest.hexdigest()
@@ -288,22 +314,3 @@ def _store(ws: Workspace, rows: list[bytes], sides: dict[str, list[int]], manife
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return BuiltDataset(final, sha, {name: len(idx) for name, idx in sides.items()})
-
-
-def load_manifest(artifact: Path) -> dict | None:
-    """The manifest of a stored dataset, or None when the store no longer has it (fresh clone)."""
-    try:
-        return json.loads((artifact / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def load_line_hashes(artifact: Path, source_index: str) -> list[int] | None:
-    """The record line hashes a stored dataset kept for one source (by its index), or None."""
-    try:
-        blob = (artifact / "lines" / f"{source_index}.bin").read_bytes()
-    except OSError:
-        return None
-    hashes = array("Q")
-    hashes.frombytes(blob)
-    return hashes.tolist()

@@ -8,7 +8,9 @@ per file and read only the appended tail of a file that grew. Whole sources (``h
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from levcustom.datasets.episodic import EpisodeReader
@@ -20,15 +22,37 @@ from levcustom.datasets.personality import persona_files
 from levcustom.datasets.preferences import PairReader
 from levcustom.datasets.records import jsonl_files
 from levcustom.datasets.workflows import WorkflowReader
+from levcustom.errors import LevcustomError
 from levcustom.spec.schema import PersonalitySource, Source
+from levcustom.state.statcache import StatCache
 from levcustom.workspace import Workspace
 
 RowReader = Callable[[object, Provenance], Example | Filtered | Invalid]
 
 
-def source_key(src: Source, index: int) -> str:
-    """A source's name in plans and manifests: ``<index>:<type>:<path>``."""
-    return f"{index}:{src.type}:{src.path}"
+@dataclass(frozen=True)
+class SourceInfo:
+    """A source's content identity for fingerprints: its files' hashes (stat-cached) and record count."""
+
+    key: str
+    sha256: str
+    records: int
+    files: tuple[tuple[str, str], ...]  # (path relative to the repository, sha256)
+
+    def fingerprint_inputs(self) -> dict:
+        return {"key": self.key, "sha256": self.sha256, "records": self.records, "files": len(self.files)}
+
+
+def source_keys(sources: list[Source]) -> list[str]:
+    """Each source's name in plans and manifests: ``<type>:<path>`` (``#2``... for repeats), stable
+    when other sources are added or reordered."""
+    seen: dict[str, int] = {}
+    out = []
+    for src in sources:
+        base = f"{src.type}:{src.path}"
+        seen[base] = seen.get(base, 0) + 1
+        out.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    return out
 
 
 def source_files(ws: Workspace, src: Source) -> list[Path]:
@@ -36,9 +60,23 @@ def source_files(ws: Workspace, src: Source) -> list[Path]:
     if isinstance(src, PersonalitySource):
         return persona_files(ws, src)
     path = ws.resolve_path(src.path)
+    if not path.exists():
+        raise LevcustomError(f"file or folder not found: {src.path}")
     if src.type == "hf_disk":
         return folder_files(path)
     return jsonl_files(path)
+
+
+def source_info(ws: Workspace, key: str, src: Source, stat: StatCache) -> SourceInfo:
+    """Hash a source's files through the stat cache: an unchanged file is stat-ed, not read."""
+    files = []
+    records = 0
+    for path in source_files(ws, src):
+        info = stat.info(path)
+        files.append((ws.rel(path), info.sha256))
+        records += info.records
+    digest = hashlib.sha256("\n".join(f"{rel}\0{sha}" for rel, sha in files).encode()).hexdigest()
+    return SourceInfo(key, digest, records, tuple(files))
 
 
 def is_whole(src: Source) -> bool:

@@ -7,6 +7,7 @@ Every model forbids unknown keys so a typo is an error, not a silently ignored s
 
 from __future__ import annotations
 
+import string
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -55,12 +56,28 @@ class JsonlSource(_FileSource):
     type: Literal["jsonl"]
 
 
+EPISODE_FIELDS = ("context", "approach", "outcome", "type")
+
+
 class EpisodeTemplate(Strict):
     """How an episode becomes a chat: ``{context}``, ``{approach}``, ``{outcome}``, ``{type}`` are filled in."""
 
     system: str | None = Field(None, description="System message (omitted when unset).")
     user: str = "{context}"
     assistant: str = "{approach}"
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> EpisodeTemplate:
+        for text in (self.system or "", self.user, self.assistant):
+            try:
+                names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+            except ValueError as exc:
+                raise ValueError(f"invalid template {text!r}: {exc} (write {{{{ and }}}} for literal braces)") from None
+            unknown = names - set(EPISODE_FIELDS)
+            if unknown:
+                raise ValueError(f"unknown template field {sorted(unknown)[0]!r}; "
+                                 f"expected one of: {', '.join(EPISODE_FIELDS)}")
+        return self
 
 
 class EpisodicMemorySource(_FileSource):
