@@ -70,7 +70,7 @@ def run_dataset(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: S
         sc.store.model(ls.name, ls.file)(lock).dataset = state
 
     sc.store.update(write)
-    return f"{built.train_rows} train / {built.validation_rows} validation examples"
+    return f"{built.train_rows} train / {built.validation_rows} validation / {built.rows['eval']} eval examples"
 
 
 def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:

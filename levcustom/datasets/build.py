@@ -96,6 +96,16 @@ class Builder:
         self.shape = (DATASET_FORMAT, kind, persona_id, self.near,
                       spec.curation.model_dump(mode="json", include=set(ROW_CURATION)))
 
+    def persona_manifest(self, spec: DatasetSpec) -> dict:
+        """The persona's id, files (with hashes) and settings, for the manifest and ``dataset diff``."""
+        p = self.persona
+        key, src = next((k, s) for k, s in zip(source_keys(spec.sources), spec.sources, strict=True)
+                        if isinstance(s, PersonalitySource))
+        files = [{"path": self.ws.rel(f), "sha256": self.stat.info(f).sha256}
+                 for f in (p.context_file, p.template_file)]
+        return {"key": key, "id": p.id, "context": self.ws.rel(p.context_file),
+                "template": self.ws.rel(p.template_file), "files": files, "settings": src.model_dump(mode="json")}
+
     def pipeline(self, src: Source) -> Pipeline:
         return Pipeline(src.type, row_reader(src, self.kind) if src.type != "preferences" or src.derive == "none"
                         else None, self.curator, self.persona, self.near)
@@ -226,7 +236,6 @@ def curate_dataset(ws: Workspace, spec: DatasetSpec, kind: Kind) -> Curated:
         result = builder.read_source(key, src)
         _check_source(result)
         results.append(result)
-    builder.stat.save()
     units = [u for r in results for u in r.units]
     rows = [row for u in units for row in u.rows]
     keys = [k for u in units for k in u.keys]
@@ -260,15 +269,14 @@ def curate_dataset(ws: Workspace, spec: DatasetSpec, kind: Kind) -> Curated:
     manifest = {
         "format": DATASET_FORMAT, "kind": kind,
         "sources": [_source_manifest(r) for r in results],
-        "persona": None if builder.persona is None else {
-            "id": builder.persona.id, "context": ws.rel(builder.persona.context_file),
-            "template": ws.rel(builder.persona.template_file)},
+        "persona": None if builder.persona is None else builder.persona_manifest(spec),
         "steps": steps, "scrubbed": dict(total.scrubbed),
         "curation": c.model_dump(mode="json"), "split": sp.model_dump(mode="json"),
         "rows": {name: len(idx) for name, idx in sides.items()},
         "provenance": "each row's 'provenance': source type, file, line, ref (episode, run or conversation id), "
                       "agent, task, persona",
     }
+    builder.stat.save()
     lines = {str(i): array("Q", [h for u in r.units for h in u.state.line_hashes]).tobytes()
              for i, r in enumerate(results)}  # lines/<i>.bin belongs to manifest["sources"][i]
     return Curated(rows, sides, manifest, lines)
