@@ -70,7 +70,8 @@ def run_dataset(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: S
         sc.store.model(ls.name, ls.file)(lock).dataset = state
 
     sc.store.update(write)
-    return f"{built.train_rows} train / {built.validation_rows} validation / {built.rows['eval']} eval examples"
+    return (f"{built.train_rows} train / {built.validation_rows} validation / {built.rows['eval']} eval examples "
+            f"({built.work.read} source rows read, {built.work.reused} reused from the cache)")
 
 
 def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:

@@ -42,10 +42,19 @@ ROW_CURATION = ("scrub_pii", "min_chars", "max_chars", "max_tokens", "tokenizer"
 
 
 @dataclass(frozen=True)
+class Work:
+    """Source rows this build read from files, and rows whose per-row work came from the cache."""
+
+    read: int
+    reused: int
+
+
+@dataclass(frozen=True)
 class BuiltDataset:
     artifact: Path
     sha256: str
     rows: dict[str, int]
+    work: Work
 
     @property
     def train_rows(self) -> int:
@@ -90,6 +99,7 @@ class Builder:
         self.curator = RowCurator(spec.curation)
         self.near = spec.curation.dedupe == "near"
         self.cache = UnitCache(ws.cache / "datasets")
+        self.read = self.reused = 0
         self.stat = StatCache(ws.cache / "stat.json")
         persona_id = None if self.persona is None else (self.persona.id, self.persona.template,
                                                           self.persona.variables)
@@ -122,6 +132,9 @@ class Builder:
                 unit = read_whole(pipeline, self.ws.resolve_path(src.path), src, [(p, rel) for p, rel, _ in infos])
                 unit.sha256 = unit_key
                 self.cache.save(unit_key, unit)
+                self.read += unit.stats.read
+            else:
+                self.reused += unit.stats.read
             files = [{"path": rel, "sha256": info.sha256, "bytes": info.size} for _, rel, info in infos]
             return SourceResult(key, src, [unit], files)
         units, files = [], []
@@ -139,15 +152,20 @@ class Builder:
         """The file's unit: cached as is, cached plus the appended tail, or read afresh."""
         cached = self.cache.load(unit_key)
         if cached is not None and cached.sha256 == sha:
+            self.reused += cached.stats.read
             return cached
         grown = cached is not None and cached.state.ends_with_newline and path.stat().st_size > cached.state.offset \
             and file_sha256(path, cached.state.offset) == cached.sha256
         if grown:
             state = ReadState(cached.state.offset, cached.state.lines, True, list(cached.state.line_hashes))
-            cached.extend(pipeline.read_file(path, rel, state))
+            tail = pipeline.read_file(path, rel, state)
+            self.reused += cached.stats.read
+            self.read += tail.stats.read
+            cached.extend(tail)
             unit = cached
         else:
             unit = pipeline.read_file(path, rel, ReadState())
+            self.read += unit.stats.read
         unit.sha256 = sha
         self.cache.save(unit_key, unit)
         return unit
@@ -201,6 +219,7 @@ class Curated:
     sides: dict[str, list[int]]
     manifest: dict
     lines: dict[str, bytes]
+    work: Work
 
     def examples(self, split: str) -> list[Example]:
         """The examples of one split, parsed back from their rows (for a provider's offline checks)."""
@@ -279,7 +298,7 @@ def curate_dataset(ws: Workspace, spec: DatasetSpec, kind: Kind) -> Curated:
     builder.stat.save()
     lines = {str(i): array("Q", [h for u in r.units for h in u.state.line_hashes]).tobytes()
              for i, r in enumerate(results)}  # lines/<i>.bin belongs to manifest["sources"][i]
-    return Curated(rows, sides, manifest, lines)
+    return Curated(rows, sides, manifest, lines, Work(builder.read, builder.reused))
 
 
 def _source_manifest(r: SourceResult) -> dict:
@@ -321,4 +340,4 @@ def _store(ws: Workspace, curated: Curated) -> BuiltDataset:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return BuiltDataset(final, sha, {name: len(idx) for name, idx in sides.items()})
+    return BuiltDataset(final, sha, {name: len(idx) for name, idx in sides.items()}, curated.work)

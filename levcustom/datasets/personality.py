@@ -60,6 +60,9 @@ def _context(ws: Workspace, rel: str) -> tuple[Path, dict]:
         raise LevcustomError(f"{rel}: a persona context is at most {MAX_CONTEXT_BYTES} bytes")
     try:
         data = yaml.safe_load(path.read_text("utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise LevcustomError(f"{rel}:{mark.line + 1 if mark else 1}: invalid YAML: {exc.problem}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise LevcustomError(f"{rel}: invalid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict) \

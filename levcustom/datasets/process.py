@@ -232,8 +232,8 @@ def read_whole(pipeline: Pipeline, root: Path, src: HfDiskSource | PreferencesSo
             if problem is not None:
                 pipeline.take(problem, line, rel, unit, texts)
         hashes += state.line_hashes
-    stats.filtered.update(pairs.filtered)
     for example in pairs.pairs():
         pipeline.take(example, example.provenance.line, example.provenance.file, unit, texts)
+    stats.filtered.update(pairs.filtered)  # after pairing, which counts the rows it could not pair
     unit.state.line_hashes = hashes
     return pipeline.finish(unit, texts)
