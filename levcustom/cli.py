@@ -271,7 +271,8 @@ def dataset_build(model: Annotated[str | None, typer.Argument(help="Model (defau
     ws = _ws(root)
     with StateLock(ws.state_lock, "dataset build"):
         store = StateStore(ws.lockfile)
-        the_plan, ctx = make_plan(ws, store.lock, _paths(ws, specs), sets=set_, targets=[model] if model else None)
+        the_plan, ctx = make_plan(ws, store.lock, _paths(ws, specs), sets=set_, targets=[model] if model else None,
+                                  check_trainings=False)
         only = [c for c in the_plan.changes if c.stage == "dataset" and c.action in (Action.CREATE, Action.REPLACE)]
         if not only:
             console.print("Datasets are up to date.")

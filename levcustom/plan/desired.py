@@ -165,8 +165,10 @@ def _inspect(ws: Workspace, ls: LoadedSpec, cfg: ResolvedConfig, provider) -> di
 
 
 def make_plan(ws: Workspace, lock: Lock, spec_paths: list[Path], *, sets: list[str] | None = None,
-              targets: list[str] | None = None, purge: bool = False, today: date | None = None) -> tuple[Plan, Context]:
-    """Load, observe and diff: the whole ``levcustom plan`` minus rendering."""
+              targets: list[str] | None = None, purge: bool = False, today: date | None = None,
+              check_trainings: bool = True) -> tuple[Plan, Context]:
+    """Load, observe and diff: the whole ``levcustom plan`` minus rendering. ``check_trainings=False``
+    skips the providers' preflight of planned trainings (for commands that train nothing)."""
     specs, configs = load_and_resolve(ws, spec_paths, sets or [])
     unknown = sorted(set(targets or []) - {s.name for s in specs} - set(lock.models))
     if unknown:
@@ -182,7 +184,7 @@ def make_plan(ws: Workspace, lock: Lock, spec_paths: list[Path], *, sets: list[s
         provider = get_provider(ls.model.spec.provider, ws)
         warnings += [f"{ls.name}: {w}" for w in provider.risks(ls.model.spec.base_model, configs[ls.name],
                                                                today or date.today())]
-    estimates, issues = preflight(ws, plan, by_name, configs, stat)
+    estimates, issues = preflight(ws, plan, by_name, configs, stat) if check_trainings else ([], [])
     if issues:
         raise SpecError(issues)
     plan = plan.model_copy(update={"estimates": estimates, "warnings": warnings})
