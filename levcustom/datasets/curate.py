@@ -49,9 +49,11 @@ class RowCurator:
 
     def __call__(self, example: Example) -> Example | Filtered:
         c = self.c
-        if c.scrub_pii:
-            example = with_texts(example, [self.scrubber.scrub(t) for t in example.texts()])
         texts = example.texts()
+        if c.scrub_pii:
+            scrubbed = self.scrubber.scrub_all(texts)
+            if scrubbed != texts:  # most rows hold nothing to scrub: keep them as they are
+                example, texts = with_texts(example, scrubbed), scrubbed
         if c.min_chars is not None or c.max_chars is not None:
             chars = sum(len(t) for t in texts)
             if c.min_chars is not None and chars < c.min_chars:

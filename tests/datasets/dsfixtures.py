@@ -15,8 +15,8 @@ def conversation(i: int, *, agent: str = "reviewer", task: str = "code-review", 
     msgs = [{"role": "system", "content": SYSTEM},
             {"role": "user", "content": user or f"Please review patch number {i} of the billing service"}]
     if tool_output is not None:
-        msgs += [{"role": "assistant", "content": None, "tool_calls": [
-                     {"id": f"c{i}", "type": "function", "function": {"name": "read_file", "arguments": {"path": "a"}}}]},
+        call = {"id": f"c{i}", "type": "function", "function": {"name": "read_file", "arguments": {"path": "a"}}}
+        msgs += [{"role": "assistant", "content": None, "tool_calls": [call]},
                  {"role": "tool", "tool_call_id": f"c{i}", "content": tool_output}]
     msgs.append({"role": "assistant", "content": answer or f"Patch {i}: check the error on line {i}."})
     row = {"id": f"conv-{i}", "agent": agent, "task": task, "messages": msgs}

@@ -12,7 +12,8 @@ PROV = Provenance("episodic_memory", "ep.jsonl", 1)
 
 
 def read(row, **kw):
-    return EpisodeReader(EpisodicMemorySource.model_validate({"type": "episodic_memory", "path": "ep", **kw}))(row, PROV)
+    src = EpisodicMemorySource.model_validate({"type": "episodic_memory", "path": "ep", **kw})
+    return EpisodeReader(src)(row, PROV)
 
 
 def test_default_template_and_provenance():

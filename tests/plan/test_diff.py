@@ -86,7 +86,8 @@ def test_source_change_reports_record_delta():
     plan = build_plan([new], applied(desired()))
     ds = next(c for c in plan.changes if c.stage == "dataset")
     assert ds.action is Action.REPLACE
-    assert ds.reasons == ["+120 / -4 records (1 source changed)", "source jsonl:data/x.jsonl changed: +120 / -4 records"]
+    assert ds.reasons == ["+120 / -4 records (1 source changed)",
+                          "source jsonl:data/x.jsonl changed: +120 / -4 records"]
     # without the old build's line hashes at hand, the record counts give a lower bound
     plan = build_plan([desired(sha="bbb", records=126)], applied(desired()))
     assert next(c for c in plan.changes if c.stage == "dataset").reasons == \

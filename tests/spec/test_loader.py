@@ -119,7 +119,8 @@ def test_deep_nesting_refused(tmp_path):
 def test_source_types_are_validated_per_type(tmp_path):
     text = VALID.replace("- {type: jsonl, path: data/a.jsonl}",
                          "- {type: interactions, path: logs/, agnt: reviewer}\n"
-                         "      - {type: episodic_memory, path: e.jsonl, min_confidence: 2, template: {user: '{ctx}'}}\n"
+                         "      - {type: episodic_memory, path: e.jsonl, min_confidence: 2,"
+                         " template: {user: '{ctx}'}}\n"
                          "      - {type: podcasts, path: p}")
     out = errors(tmp_path, text)
     assert any("spec.dataset.sources[0].agnt: unknown key (did you mean 'agent'?); allowed keys: agent, min_rating,"
