@@ -24,13 +24,21 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from levcustom.datasets.curate import RowCurator
 from levcustom.datasets.dedupe import NUM_PERM, near_duplicates
 from levcustom.datasets.jsonl import Example, Kind, Provenance, example_from_row
 from levcustom.datasets.personality import Persona, load_persona
-from levcustom.datasets.process import Pipeline, Unit, UnitCache, UnitStats, file_sha256, read_whole
+from levcustom.datasets.process import (
+    FileJob,
+    Unit,
+    UnitCache,
+    UnitStats,
+    file_sha256,
+    make_pipeline,
+    read_whole,
+    run_file_jobs,
+)
 from levcustom.datasets.records import ReadState
-from levcustom.datasets.sources import is_whole, row_reader, source_files, source_keys
+from levcustom.datasets.sources import is_whole, source_files, source_keys
 from levcustom.datasets.split import SPLITS, assign, bucket
 from levcustom.errors import LevcustomError
 from levcustom.spec.schema import DatasetSpec, PersonalitySource, Source
@@ -96,7 +104,6 @@ class Builder:
     def __init__(self, ws: Workspace, spec: DatasetSpec, kind: Kind):
         self.ws, self.spec, self.kind = ws, spec, kind
         self.persona = _persona(ws, spec)
-        self.curator = RowCurator(spec.curation)
         self.near = spec.curation.dedupe == "near"
         self.cache = UnitCache(ws.cache / "datasets")
         self.read = self.reused = 0
@@ -116,19 +123,15 @@ class Builder:
         return {"key": key, "id": p.id, "context": self.ws.rel(p.context_file),
                 "template": self.ws.rel(p.template_file), "files": files, "settings": src.model_dump(mode="json")}
 
-    def pipeline(self, src: Source) -> Pipeline:
-        return Pipeline(src.type, row_reader(src, self.kind) if src.type != "preferences" or src.derive == "none"
-                        else None, self.curator, self.persona, self.near)
-
     def read_source(self, key: str, src: Source) -> SourceResult:
         paths = source_files(self.ws, src)
         infos = [(p, self.ws.rel(p), self.stat.info(p)) for p in paths]
-        pipeline = self.pipeline(src)
         settings = src.model_dump(mode="json")
         if is_whole(src):
             unit_key = _digest(self.shape, settings, [(rel, info.sha256) for _, rel, info in infos])
             unit = self.cache.load(unit_key)
             if unit is None:
+                pipeline = make_pipeline(src, self.kind, self.spec.curation, self.persona)
                 unit = read_whole(pipeline, self.ws.resolve_path(src.path), src, [(p, rel) for p, rel, _ in infos])
                 unit.sha256 = unit_key
                 self.cache.save(unit_key, unit)
@@ -137,19 +140,27 @@ class Builder:
                 self.reused += unit.stats.read
             files = [{"path": rel, "sha256": info.sha256, "bytes": info.size} for _, rel, info in infos]
             return SourceResult(key, src, [unit], files)
-        units, files = [], []
-        for path, rel, info in infos:
-            unit_key = _digest(self.shape, settings, rel)
-            unit = self._file_unit(pipeline, unit_key, path, rel, info.sha256)
-            units.append(unit)
+        units = [self._plan_file(src, _digest(self.shape, settings, rel), path, rel, info.sha256)
+                 for path, rel, info in infos]
+        jobs = [u for u in units if isinstance(u, _Pending)]
+        for pending, done in zip(jobs, run_file_jobs([p.job for p in jobs]), strict=True):
+            self.read += done.stats.read
+            if pending.cached is not None:  # the file grew: the cached rows plus the new tail
+                pending.cached.extend(done)
+                done = pending.cached
+            done.sha256 = pending.sha256
+            self.cache.save(pending.unit_key, done)
+            units[units.index(pending)] = done
+        files = []
+        for (_, rel, info), unit in zip(infos, units, strict=True):
             s = unit.stats
             files.append({"path": rel, "sha256": info.sha256, "bytes": info.size,
                           "records": len(unit.state.line_hashes), "read": s.read, "invalid": s.invalid,
                           "filtered": dict(s.filtered), "kept": unit.kept})
         return SourceResult(key, src, units, files)
 
-    def _file_unit(self, pipeline: Pipeline, unit_key: str, path: Path, rel: str, sha: str) -> Unit:
-        """The file's unit: cached as is, cached plus the appended tail, or read afresh."""
+    def _plan_file(self, src: Source, unit_key: str, path: Path, rel: str, sha: str) -> Unit | _Pending:
+        """The file's unit from the cache, or the job that reads it: its appended tail, or all of it."""
         cached = self.cache.load(unit_key)
         if cached is not None and cached.sha256 == sha:
             self.reused += cached.stats.read
@@ -157,18 +168,22 @@ class Builder:
         grown = cached is not None and cached.state.ends_with_newline and path.stat().st_size > cached.state.offset \
             and file_sha256(path, cached.state.offset) == cached.sha256
         if grown:
-            state = ReadState(cached.state.offset, cached.state.lines, True, list(cached.state.line_hashes))
-            tail = pipeline.read_file(path, rel, state)
             self.reused += cached.stats.read
-            self.read += tail.stats.read
-            cached.extend(tail)
-            unit = cached
+            state = ReadState(cached.state.offset, cached.state.lines, True, list(cached.state.line_hashes))
         else:
-            unit = pipeline.read_file(path, rel, ReadState())
-            self.read += unit.stats.read
-        unit.sha256 = sha
-        self.cache.save(unit_key, unit)
-        return unit
+            cached, state = None, ReadState()
+        job = FileJob(src, self.kind, self.spec.curation, self.persona, path, rel, state)
+        return _Pending(unit_key, sha, job, cached)
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A file unit still to read (``cached``: the rows read before, when only a tail is new)."""
+
+    unit_key: str
+    sha256: str
+    job: FileJob
+    cached: Unit | None
 
 
 def _check_source(result: SourceResult) -> None:

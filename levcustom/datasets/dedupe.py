@@ -39,8 +39,20 @@ def near_text(example: Example) -> str:
     parts = [c for msgs in message_lists(example) for r, c in msgs if r != "system"]
     if isinstance(example, ChatExample):
         parts += [f"{c.name} {c.arguments}" for t in example.tools for c in t.calls]
-    text = normalize(" ".join(parts)).replace("\n", " ")
+    text = normalize(" ".join(parts))
     return text if text.count(" ") >= 2 else text + " \x01 \x02"  # at least one 3-word shingle
+
+
+def keys(example: Example, near: bool) -> tuple[bytes, str]:
+    """``exact_key`` and (when ``near``) ``near_text`` of an example, normalizing each message once."""
+    if not isinstance(example, ChatExample) or example.tools:
+        return exact_key(example), near_text(example) if near else ""
+    norm = [(r, normalize(c)) for r, c in example.messages]
+    key = hashlib.sha256("\x1e".join(f"{r}\x1f{n}" for r, n in norm).encode()).digest()[:16]
+    if not near:
+        return key, ""
+    text = " ".join(n for r, n in norm if r != "system" and n)
+    return key, text if text.count(" ") >= 2 else text + " \x01 \x02"
 
 
 @lru_cache(maxsize=4)

@@ -8,7 +8,6 @@ user's message and the approach the assistant's answer.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from levcustom.datasets.jsonl import ChatExample, Provenance
@@ -83,5 +82,4 @@ class EpisodeReader:
         if tpl.system:
             messages.insert(0, ("system", tpl.system.format_map(fields)))
         ref = row.get("episode_id", row.get("id"))
-        return ChatExample(tuple(messages), replace(prov, ref=None if ref is None else str(ref),
-                                                    task=fields["type"] or None))
+        return ChatExample(tuple(messages), prov.about(ref, task=fields["type"] or None))

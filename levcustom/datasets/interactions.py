@@ -7,8 +7,6 @@ assistant message are dropped: the last answer is the training target.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from levcustom.datasets.jsonl import ChatExample, Messages, Provenance, ToolTurn, parse_chat
 from levcustom.datasets.outcomes import Filtered, Invalid, names_match
 from levcustom.spec.schema import InteractionsSource, PreferencesSource
@@ -42,8 +40,7 @@ def conversation(row: object, src: InteractionsSource | PreferencesSource,
     if not names_match(task, src.task):
         return Filtered("task")
     ref = row.get("id", row.get("conversation_id"))
-    prov = replace(prov, ref=None if ref is None else str(ref), agent=agent if isinstance(agent, str) else None,
-                   task=task if isinstance(task, str) else None)
+    prov = prov.about(ref, agent, task)
     return msgs[:last + 1], tuple(t for t in tools if t.index <= last), prov
 
 

@@ -77,6 +77,13 @@ class Provenance:
     task: str | None = None
     persona: str | None = None
 
+    def about(self, ref: object = None, agent: object = None, task: object = None) -> Provenance:
+        """This provenance with the record's own id, agent and task (non-strings are dropped, ids kept as text).
+        The constructor, not ``dataclasses.replace``: this runs once a row."""
+        return Provenance(self.source, self.file, self.line, None if ref is None else str(ref),
+                          agent if isinstance(agent, str) else None, task if isinstance(task, str) else None,
+                          self.persona)
+
     def to_row(self) -> dict:
         # Every key always present: a stable schema for columnar readers (datasets / pyarrow).
         return {"source": self.source, "file": self.file, "line": self.line, "ref": self.ref,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from array import array
@@ -23,15 +24,15 @@ import numpy as np
 import orjson
 
 from levcustom.datasets.curate import RowCurator
-from levcustom.datasets.dedupe import NUM_PERM, exact_key, near_text, signatures
-from levcustom.datasets.jsonl import Example, Provenance
+from levcustom.datasets.dedupe import NUM_PERM, keys, signatures
+from levcustom.datasets.jsonl import Example, Kind, Provenance
 from levcustom.datasets.outcomes import Filtered, Invalid
 from levcustom.datasets.personality import Persona, apply_persona
 from levcustom.datasets.records import BadLine, ReadState, read_jsonl
 from levcustom.datasets.scrub import Scrubber
-from levcustom.datasets.sources import RowReader
+from levcustom.datasets.sources import RowReader, row_reader
 from levcustom.errors import Issue
-from levcustom.spec.schema import HfDiskSource, PreferencesSource
+from levcustom.spec.schema import Curation, HfDiskSource, PreferencesSource, Source
 
 MAX_ISSUES = 50  # kept per unit (all are counted): enough to fix a file, bounded for a huge broken one
 UNIT_FORMAT = "unit-v1"  # bump when a unit's content changes meaning: old cache entries are then ignored
@@ -97,7 +98,7 @@ class Pipeline:
         if isinstance(curated, Filtered):
             stats.filtered[curated.name] += 1
             return None
-        return orjson.dumps(curated.to_row()), exact_key(curated), near_text(curated) if self.near else ""
+        return (orjson.dumps(curated.to_row()), *keys(curated, self.near))
 
     def new_unit(self, state: ReadState) -> tuple[Unit, list[str]]:
         self.curator.scrubber = Scrubber()  # counts per unit, so cached units report their own
@@ -135,6 +136,48 @@ class Pipeline:
                 unit.rows.append(curated[0])
                 unit.keys.append(curated[1])
                 texts.append(curated[2])
+
+
+def make_pipeline(src: Source, kind: Kind, curation: Curation, persona: Persona | None) -> Pipeline:
+    """The pipeline of one source of a build."""
+    reader = None if src.type == "preferences" and src.derive == "ratings" else row_reader(src, kind)
+    return Pipeline(src.type, reader, RowCurator(curation), persona, curation.dedupe == "near")
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """Reading one file of a row-wise source from ``state`` on; picklable, for a worker process."""
+
+    src: Source
+    kind: Kind
+    curation: Curation
+    persona: Persona | None
+    path: Path
+    rel: str
+    state: ReadState
+
+
+def run_file_job(job: FileJob) -> Unit:
+    return make_pipeline(job.src, job.kind, job.curation, job.persona).read_file(job.path, job.rel, job.state)
+
+
+# Files are read in worker processes (one per core) when there is this much to read: below it,
+# starting workers and sending their rows back costs more than it saves.
+PARALLEL_MIN_BYTES = 32 << 20
+
+
+def run_file_jobs(jobs: list[FileJob]) -> list[Unit]:
+    """Run jobs in order of results; in parallel processes when they are several and large enough."""
+    todo = sum(max(0, j.path.stat().st_size - j.state.offset) for j in jobs)
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers < 2 or todo < PARALLEL_MIN_BYTES:
+        return [run_file_job(j) for j in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: workers start in milliseconds and share the loaded modules (no re-import per worker)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(run_file_job, jobs))
 
 
 def file_sha256(path: Path, limit: int | None = None) -> str:

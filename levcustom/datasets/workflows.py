@@ -7,8 +7,6 @@ assistant tool call answered by a tool message, and the final output the assista
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import orjson
 
 from levcustom.datasets.jsonl import ChatExample, Provenance, ToolCall, ToolTurn
@@ -54,6 +52,4 @@ class WorkflowReader:
             messages.append(("tool", text_of(step.get("output")) or "(no output)"))
         messages.append(("assistant", answer))
         workflow, agent = row.get("workflow"), row.get("agent")
-        return ChatExample(tuple(messages), replace(prov, ref=run_id, agent=agent if isinstance(agent, str) else None,
-                                                    task=workflow if isinstance(workflow, str) else None),
-                           tuple(tools))
+        return ChatExample(tuple(messages), prov.about(run_id, agent, workflow), tuple(tools))

@@ -155,3 +155,19 @@ def test_nasty_inputs(tmp_path):
         assert secret not in text and secret not in json.dumps(manifest)
     assert nasty in {m["content"] for r in rows(built.artifact / "train.jsonl") for m in r["messages"]}
     assert built.train_rows == 4
+
+
+def test_files_read_in_worker_processes_give_the_same_dataset(tmp_path, monkeypatch):
+    from levcustom.datasets import process
+
+    for day in range(3):
+        write_jsonl(tmp_path / "logs" / f"day{day}.jsonl", [conversation(day * 100 + i) for i in range(30)])
+    serial = build_dataset(Workspace(tmp_path), spec({"type": "interactions", "path": "logs"},
+                                                     curation={"dedupe": "near"}), 1)
+    import shutil
+
+    shutil.rmtree(tmp_path / ".levcustom")
+    monkeypatch.setattr(process, "PARALLEL_MIN_BYTES", 0)  # what counts as "large" here: everything
+    parallel = build_dataset(Workspace(tmp_path), spec({"type": "interactions", "path": "logs"},
+                                                       curation={"dedupe": "near"}), 1)
+    assert parallel.work.read == 90 and parallel.artifact == serial.artifact

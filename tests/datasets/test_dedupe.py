@@ -52,3 +52,10 @@ def test_signatures_do_not_depend_on_batching():
 def test_bands_sized_for_threshold():
     b, r = bands_for(0.8)
     assert b * r <= 64 and 0.6 < (1 / b) ** (1 / r) < 0.95
+
+
+def test_keys_match_their_slow_definitions():
+    from levcustom.datasets.dedupe import keys
+
+    for ex in (chat("Hello  World", "ok"), chat("x", "y"), chat("a b c d", "e", system="s t")):
+        assert keys(ex, True) == (exact_key(ex), near_text(ex))

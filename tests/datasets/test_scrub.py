@@ -46,3 +46,12 @@ def test_values_never_survive_and_text_still_reads():
 def test_ordinary_text_untouched(text):
     s = Scrubber()
     assert s.scrub(text) == text and not s.counts
+
+
+def test_texts_of_an_example_scrubbed_together_come_back_apart():
+    s = Scrubber()
+    texts = ["mail a@b.io", "nothing here", "-----BEGIN RSA PRIVATE KEY-----\nx", "y\n-----END RSA PRIVATE KEY-----"]
+    out = s.scrub_all(texts)
+    assert out[:2] == ["mail [REDACTED_EMAIL]", "nothing here"] and len(out) == 4
+    assert s.counts == {"email": 1}  # a key block split over two messages is not one match
+    assert s.scrub_all(["plain", "text"]) == ["plain", "text"]
