@@ -31,8 +31,10 @@ def conversation(row: object, src: InteractionsSource | PreferencesSource,
     msgs, tools, problem = parse_chat(row.get("messages"))
     if problem:
         return Invalid(problem)
-    last = max((i for i, (role, _) in enumerate(msgs) if role == "assistant"), default=None)
-    if last is None:
+    last = len(msgs) - 1
+    while last >= 0 and msgs[last][0] != "assistant":
+        last -= 1
+    if last < 0:
         return Invalid("the conversation has no assistant message")
     agent, task = row.get("agent"), row.get("task", row.get("task_type"))
     if not names_match(agent, src.agent):
@@ -41,6 +43,8 @@ def conversation(row: object, src: InteractionsSource | PreferencesSource,
         return Filtered("task")
     ref = row.get("id", row.get("conversation_id"))
     prov = prov.about(ref, agent, task)
+    if last == len(msgs) - 1:
+        return msgs, tools, prov
     return msgs[:last + 1], tuple(t for t in tools if t.index <= last), prov
 
 

@@ -28,6 +28,7 @@ import orjson
 from levcustom.errors import Issue
 
 ROLES = ("system", "user", "assistant", "tool")
+_ROLE_SET = frozenset(ROLES)
 Messages = tuple[tuple[str, str], ...]  # (role, content) pairs
 Kind = Literal["chat", "preference"]
 
@@ -199,23 +200,25 @@ def parse_chat(value: object, name: str = "messages") -> tuple[Messages, tuple[T
         return (), (), f"'{name}' must be a non-empty list of messages"
     out: list[tuple[str, str]] = []
     tools: list[ToolTurn] = []
-    for i, m in enumerate(value):
-        if not isinstance(m, dict):
+    for i, m in enumerate(value):  # runs for every message of every row: kept lean
+        if m.__class__ is not dict:
             return (), (), f"{name}[{i}] must be an object"
         role, content = m.get("role"), m.get("content")
-        if role not in ROLES:
+        if role not in _ROLE_SET:
             return (), (), f"{name}[{i}].role must be one of {', '.join(ROLES)} (got {role!r})"
-        calls: tuple[ToolCall, ...] = ()
         if role == "assistant" and m.get("tool_calls"):
             calls, problem = _tool_calls(m["tool_calls"], f"{name}[{i}]")
             if problem:
                 return (), (), problem
-            content = content or ""
-        if not isinstance(content, str) or not (content.strip() or calls):
+            if content is not None and content.__class__ is not str:
+                return (), (), f"{name}[{i}].content must be a string or null"
+            tools.append(ToolTurn(i, calls))
+            out.append((role, content or ""))
+            continue
+        if content.__class__ is not str or not content or content.isspace():
             return (), (), f"{name}[{i}].content must be a non-empty string"
-        call_id = m.get("tool_call_id") if role == "tool" else None
-        if calls or call_id is not None:
-            tools.append(ToolTurn(i, calls, str(call_id) if call_id is not None else None))
+        if role == "tool" and m.get("tool_call_id") is not None:
+            tools.append(ToolTurn(i, (), str(m["tool_call_id"])))
         out.append((role, content))
     return tuple(out), tuple(tools), None
 

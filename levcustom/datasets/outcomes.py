@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 
 @dataclass(frozen=True)
 class Filtered:
@@ -25,8 +27,6 @@ def text_of(value: object) -> str:
         return value
     if value is None:
         return ""
-    import orjson
-
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 

@@ -13,15 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from levcustom.datasets.episodic import EpisodeReader
 from levcustom.datasets.hfdisk import folder_files
-from levcustom.datasets.interactions import InteractionReader
 from levcustom.datasets.jsonl import Example, Kind, Provenance, example_from_row
 from levcustom.datasets.outcomes import Filtered, Invalid
 from levcustom.datasets.personality import persona_files
-from levcustom.datasets.preferences import PairReader
 from levcustom.datasets.records import jsonl_files
-from levcustom.datasets.workflows import WorkflowReader
 from levcustom.errors import LevcustomError
 from levcustom.spec.schema import PersonalitySource, Source
 from levcustom.state.statcache import StatCache
@@ -97,6 +93,12 @@ class _PlainReader:
 
 def row_reader(src: Source, kind: Kind) -> RowReader:
     """How one row of a row-wise source (or of ``hf_disk``) becomes an example."""
+    # Readers are imported here, not at the top: the planner imports this module for source_info only.
+    from levcustom.datasets.episodic import EpisodeReader
+    from levcustom.datasets.interactions import InteractionReader
+    from levcustom.datasets.preferences import PairReader
+    from levcustom.datasets.workflows import WorkflowReader
+
     if src.type in ("jsonl", "hf_disk"):
         return _PlainReader(kind)
     if src.type == "episodic_memory":
