@@ -33,6 +33,7 @@ bench: setup
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/plan_vs_dvc.py
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/dataset_build.py
 
 lint: setup
 	$(PY) -m ruff check levcustom tests benchmarks

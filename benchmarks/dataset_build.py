@@ -129,12 +129,25 @@ def full_build() -> dict:
     from levcustom.workspace import Workspace
 
     _clear("datasets", "stat.json")
+    load = os.getloadavg()[0]
+    cpu = _cpu()
     t = time.perf_counter()
     built = build_dataset(Workspace(WORK), _spec(), 1)
     seconds = time.perf_counter() - t
+    cpu = _cpu() - cpu
     manifest = json.loads((built.artifact / "manifest.json").read_text())
     return {"seconds": seconds, "rows": manifest["steps"]["read"], "rows_per_s": manifest["steps"]["read"] / seconds,
-            "steps": manifest["steps"], "scrubbed": manifest["scrubbed"], "split": manifest["rows"]}
+            "cpu_seconds": cpu, "loadavg_1min_before": load, "steps": manifest["steps"],
+            "scrubbed": manifest["scrubbed"], "split": manifest["rows"]}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the build's worker processes): less
+    sensitive than wall time to other work on a shared machine."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def steps() -> dict:
@@ -153,10 +166,12 @@ def steps() -> dict:
     spec = _spec()
     timings: dict[str, float] = {}
 
+    cpu: dict[str, float] = {}
+
     def timed(name, fn):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
-        timings[name] = time.perf_counter() - t
+        timings[name], cpu[name] = time.perf_counter() - t, time.process_time() - c
         return out
 
     reader = InteractionReader(spec.sources[0])
@@ -188,7 +203,7 @@ def steps() -> dict:
     timed("write", write)
     (WORK / "steps-out.jsonl").unlink()
     n = len(examples)
-    return {name: {"seconds": s, "rows_per_s": n / s} for name, s in timings.items()}
+    return {name: {"seconds": s, "rows_per_s": n / s, "cpu_seconds": cpu[name]} for name, s in timings.items()}
 
 
 def incremental() -> dict:
@@ -205,6 +220,7 @@ def incremental() -> dict:
                                                     {"role": "assistant", "content": f"appended answer {i}"}]})
                          + b"\n" for i in range(APPENDED)))
     try:
+        load = os.getloadavg()[0]
         t = time.perf_counter()
         inc = build_dataset(ws, _spec(), 1)
         inc_s = time.perf_counter() - t
@@ -217,8 +233,8 @@ def incremental() -> dict:
         with open(target, "r+b") as f:
             f.truncate(size)
     return {"appended_rows": APPENDED, "incremental_s": inc_s, "full_rebuild_s": full_s,
-            "ratio_incremental_vs_full": inc_s / full_s, "incremental_rows_read": inc.work.read,
-            "incremental_rows_reused": inc.work.reused}
+            "ratio_incremental_vs_full": inc_s / full_s, "loadavg_1min_before": load,
+            "incremental_rows_read": inc.work.read, "incremental_rows_reused": inc.work.reused}
 
 
 def _lev(*args: str) -> subprocess.CompletedProcess:
@@ -291,11 +307,13 @@ def main() -> None:
     results: dict = {"params": params, "cpus": os.cpu_count(), "loadavg_before": load}
     results["full_build"] = full_build()
     fb = results["full_build"]
-    print(f"full build: {fb['seconds']:.1f} s, {fb['rows_per_s']:,.0f} rows/s; steps {fb['steps']}", flush=True)
+    print(f"full build: {fb['seconds']:.1f} s, {fb['rows_per_s']:,.0f} rows/s, {fb['cpu_seconds']:.1f} CPU s "
+          f"(load {fb['loadavg_1min_before']:.1f}); steps {fb['steps']}", flush=True)
     if not args.skip_steps:
         results["steps"] = steps()
         for name, s in results["steps"].items():
-            print(f"  {name:<24} {s['seconds']:7.2f} s  {s['rows_per_s']:>12,.0f} rows/s", flush=True)
+            print(f"  {name:<24} {s['seconds']:7.2f} s  {s['rows_per_s']:>12,.0f} rows/s  "
+                  f"({s['cpu_seconds']:.2f} CPU s)", flush=True)
     results["incremental"] = inc = incremental()
     print(f"append {APPENDED} rows: {inc['incremental_s']:.2f} s vs full rebuild {inc['full_rebuild_s']:.2f} s "
           f"(ratio {inc['ratio_incremental_vs_full']:.3f}; read {inc['incremental_rows_read']}, reused "
