@@ -158,6 +158,8 @@ def with_texts(example: Example, texts: list[str]) -> Example:
     it = iter(texts)
     if isinstance(example, ChatExample):
         messages = tuple((r, next(it)) for r, _ in example.messages)
+        if not example.tools:  # the common case, without dataclasses.replace (slow: once per scrubbed row)
+            return ChatExample(messages, example.provenance)
         tools = tuple(replace(t, calls=tuple(replace(c, arguments=next(it)) for c in t.calls)) for t in example.tools)
         return replace(example, messages=messages, tools=tools)
     prompt, chosen, rejected = (tuple((r, next(it)) for r, _ in msgs)

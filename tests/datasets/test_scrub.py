@@ -42,6 +42,8 @@ def test_values_never_survive_and_text_still_reads():
     "The loop runs 1000 times; order #12345678 costs 12.50 EUR.",
     "Use the tokenizer and the password prompt of the CLI.",
     "Ünïcödé ✓ 你好 🚀 e\u0301",
+    "Ping @reviewer about task-abcdefghijklmnopqrstuvwx1234 and the ghost_0123456789abcdefghijklmnopqrstuvwxyz.",
+    "Write to root@localhost (no domain) or see the Bearer section.",
 ])
 def test_ordinary_text_untouched(text):
     s = Scrubber()
