@@ -80,7 +80,7 @@ def validate(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None)
     from levcustom.plan.desired import load_and_resolve
 
     ws = _ws(root)
-    specs, _ = load_and_resolve(ws, _paths(ws, paths), set_ or [])
+    specs, _, _ = load_and_resolve(ws, _paths(ws, paths), set_ or [])
     console.print(f"[green]Success![/] {len(specs)} spec{'s' if len(specs) != 1 else ''} valid.")
 
 
@@ -103,7 +103,7 @@ def config(model: str, root: Root = Path("."), set_: Sets = None, paths: SpecPat
     from levcustom.plan.desired import load_and_resolve
 
     ws = _ws(root)
-    specs, configs = load_and_resolve(ws, _paths(ws, paths), set_ or [])
+    _, configs, _ = load_and_resolve(ws, _paths(ws, paths), set_ or [])
     if model not in configs:
         raise LevcustomError(f"no spec defines model {model!r} (models: {', '.join(sorted(configs))})")
     import yaml
@@ -118,7 +118,9 @@ def plan(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None, tar
          format_: Annotated[Format, typer.Option("--format")] = Format.text,
          detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                          help="Exit 0 no changes, 2 changes, 1 error.")] = False,
-         purge: Annotated[bool, typer.Option("--purge", help="Destroy deletes artifacts too.")] = False) -> None:
+         purge: Annotated[bool, typer.Option("--purge", help="Destroy deletes artifacts too.")] = False,
+         refresh: Annotated[bool, typer.Option("--refresh", help="Read providers' real state first (drift); "
+                                                                "needs credentials.")] = False) -> None:
     """Show what apply would do, and why. Read-only: no credentials, no jobs, no ML imports."""
     from levcustom.plan.desired import make_plan
     from levcustom.plan.planfile import save_plan
@@ -126,7 +128,7 @@ def plan(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None, tar
 
     ws = _ws(root)
     lock = read_lock(ws.lockfile)
-    the_plan, _ = make_plan(ws, lock, _paths(ws, paths), sets=set_, targets=target, purge=purge)
+    the_plan, _ = make_plan(ws, lock, _paths(ws, paths), sets=set_, targets=target, purge=purge, refresh=refresh)
     _render(the_plan, Format.json if json_ else format_)
     if out:
         save_plan(the_plan, out)
@@ -152,9 +154,18 @@ def apply(plan_file: Annotated[Path | None, typer.Argument(help="A plan saved wi
           root: Root = Path("."), set_: Sets = None, target: Targets = None,
           specs: Annotated[list[Path] | None, typer.Option("--specs", help="Spec files or folders.")] = None,
           auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation.")] = False,
-          parallelism: Annotated[int, typer.Option(help="Models applied at once.")] = 4,
+          parallelism: Annotated[int, typer.Option(help="Models applied at once (each provider further bounds "
+                                                                 "its own concurrent jobs).")] = 64,
           purge: Annotated[bool, typer.Option("--purge", help="Destroy deletes artifacts too.")] = False) -> None:
     """Build datasets, train, evaluate, gate and deploy what the plan says, resumably."""
+    _apply(_ws(root), plan_file=plan_file, specs=specs, sets=set_, target=target, auto_approve=auto_approve,
+           parallelism=parallelism, purge=purge)
+
+
+def _apply(ws: Workspace, *, plan_file: Path | None = None, specs: list[Path] | None = None,
+           sets: list[str] | None = None, target: list[str] | None = None, auto_approve: bool = False,
+           parallelism: int = 64, purge: bool = False, summary: Path | None = None) -> None:
+    """apply and ci apply: plan under the state lock, confirm, execute, report; exit 1 / 3 on failure."""
     from levcustom.apply.executor import execute
     from levcustom.apply.progress import PlainReporter, RichReporter
     from levcustom.plan.desired import make_plan
@@ -162,12 +173,11 @@ def apply(plan_file: Annotated[Path | None, typer.Argument(help="A plan saved wi
     from levcustom.state.lockfile import StateStore
     from levcustom.state.statelock import StateLock
 
-    ws = _ws(root)
     saved = load_plan(plan_file) if plan_file else None
     with StateLock(ws.state_lock, "apply"):
         store = StateStore(ws.lockfile)
         the_plan, ctx = make_plan(ws, store.lock, _paths(ws, specs),
-                                  sets=set_, targets=saved.targets if saved else target,
+                                  sets=sets, targets=saved.targets if saved else target,
                                   purge=saved.purge if saved else purge)
         if saved:
             check_fresh(saved, store.lock, the_plan)
@@ -193,10 +203,52 @@ def apply(plan_file: Annotated[Path | None, typer.Argument(help="A plan saved wi
         err_console.print(f"Error: {name}: {why}", markup=False, style="red")
     for why in outcome.gated.values():
         err_console.print(f"Gate: {why}", markup=False, style="yellow")
+    if summary:
+        from levcustom.ci.summary import apply_summary
+
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(apply_summary(the_plan, outcome.done, outcome.failed, outcome.gated, store.lock))
     if outcome.failed:
         raise typer.Exit(1)
     if outcome.gated:
         raise typer.Exit(3)
+
+
+@app.command(name="refresh")
+def refresh_cmd(paths: SpecPaths = None, root: Root = Path("."), target: Targets = None) -> None:
+    """Read each trained model's real state at its provider and record drift in the lockfile."""
+    from levcustom.apply.refresh import detect_drift, mark_drift
+    from levcustom.plan.desired import Context, load_and_resolve
+    from levcustom.state.lockfile import StateStore
+    from levcustom.state.statelock import StateLock
+
+    ws = _ws(root)
+    specs, configs, resolver = load_and_resolve(ws, _paths(ws, paths), [])
+    with StateLock(ws.state_lock, "refresh"):
+        store = StateStore(ws.lockfile)
+        drift = detect_drift(Context(ws, {s.name: s for s in specs}, configs, {}, resolver), store.lock, target)
+        if any(store.lock.models[n].train.drift != reason for n, reason in drift.items()):
+            store.update(lambda lock: mark_drift(lock, drift))
+    for name, reason in drift.items():
+        console.print(f"{name}: {reason or 'in sync'}", markup=False)
+
+
+@app.command()
+def logs(model: str, root: Root = Path("."), paths: SpecPaths = None) -> None:
+    """Print the training job's events (loss lines, status changes) of MODEL."""
+    from levcustom.plan.desired import load_and_resolve
+    from levcustom.providers import get_provider
+    from levcustom.state.lockfile import read_lock
+
+    ws = _ws(root)
+    state = read_lock(ws.lockfile).models.get(model)
+    train = state.train if state else None
+    if train is None:
+        raise LevcustomError(f"model {model!r} has no trained version in the lockfile")
+    _, configs, resolver = load_and_resolve(ws, _paths(ws, paths), [])
+    config = configs.get(model) or resolver.defaults(train.provider)
+    for line in get_provider(train.provider, ws).logs(train, config):
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command()
@@ -345,6 +397,95 @@ def unlock(lock_id: str, root: Root = Path(".")) -> None:
     held = force_unlock(_ws(root).state_lock, lock_id)
     console.print(f"Unlocked (was held by {held.who}@{held.host} pid {held.pid} since {held.created}).",
                   markup=False)
+
+
+ci_app = typer.Typer(no_args_is_help=True, help="Commands for CI: plan on pull requests, check the default "
+                                                "branch, apply on merge.")
+app.add_typer(ci_app, name="ci")
+OutDir = Annotated[Path, typer.Option("--out-dir", help="Where plan.md / plan.json / summary.md are written.")]
+
+
+@ci_app.command("plan")
+def ci_plan(paths: SpecPaths = None, root: Root = Path("."),
+            base_ref: Annotated[str | None, typer.Option("--base-ref", help="Plan against the lockfile of this git "
+                                                       "ref (the PR's base branch), not the working tree's.")] = None,
+            out_dir: OutDir = Path(".levcustom/ci")) -> None:
+    """For pull requests: validate and plan; write plan.md (a PR comment) and plan.json.
+    Exit 0 no changes, 2 changes, 1 invalid. Needs no secrets, starts no job."""
+    from levcustom.plan.desired import make_plan
+    from levcustom.plan.render import render_json, render_markdown
+    from levcustom.state.lockfile import read_lock
+
+    ws = _ws(root)
+    out = out_dir if out_dir.is_absolute() else ws.root / out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if base_ref:
+            from levcustom.ci.baseref import lock_at_ref
+
+            lock = lock_at_ref(ws, base_ref)
+        else:
+            lock = read_lock(ws.lockfile)
+        the_plan, _ = make_plan(ws, lock, _paths(ws, paths))
+    except LevcustomError as exc:  # the PR comment must say why, too
+        (out / "plan.md").write_text(f"## levcustom plan\n\n:x: **Invalid:**\n\n```\n{exc}\n```\n")
+        (out / "plan.json").write_text(json.dumps({"valid": False, "error": str(exc)}, indent=2))
+        raise
+    (out / "plan.md").write_text(render_markdown(the_plan))
+    (out / "plan.json").write_text(render_json(the_plan))
+    print(render_markdown(the_plan), end="")
+    if the_plan.has_changes:
+        raise typer.Exit(2)
+
+
+@ci_app.command("check")
+def ci_check(paths: SpecPaths = None, root: Root = Path(".")) -> None:
+    """For the default branch: fail when the lockfile does not match the specs (merged without apply)
+    or a deployed model no longer passes its gates."""
+    from levcustom.ci.check import state_problems
+    from levcustom.plan.desired import make_plan
+    from levcustom.state.lockfile import read_lock
+
+    ws = _ws(root)
+    lock = read_lock(ws.lockfile)
+    the_plan, ctx = make_plan(ws, lock, _paths(ws, paths))
+    problems = state_problems(the_plan, lock, ctx.specs)
+    if problems:
+        raise LevcustomError("levcustom state check failed:\n" + "\n".join(f"  - {p}" for p in problems))
+    console.print(f"[green]OK:[/] the lockfile matches the specs; {len(lock.models)} model(s) pass their gates.")
+
+
+@ci_app.command("apply")
+def ci_apply(paths: SpecPaths = None, root: Root = Path("."), out_dir: OutDir = Path(".levcustom/ci"),
+             parallelism: Annotated[int, typer.Option(help="Models applied at once.")] = 64) -> None:
+    """For merges: take the state lock, apply without prompting, write levcustom.lock and summary.md.
+    Commits nothing. Exit 3 when a gate blocks a deployment."""
+    ws = _ws(root)
+    out = out_dir if out_dir.is_absolute() else ws.root / out_dir
+    _apply(ws, specs=paths, auto_approve=True, parallelism=parallelism, summary=out / "summary.md")
+
+
+lock_app = typer.Typer(no_args_is_help=True, help="Lockfile tools.")
+app.add_typer(lock_app, name="lock")
+
+
+@lock_app.command("merge")
+def lock_merge(base: Path, ours: Path, theirs: Path,
+               output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: OURS (git's %A).")]
+               = None) -> None:
+    """Three-way merge of levcustom.lock (a git merge driver: levcustom lock merge %O %A %B).
+    Exit 1 with an explanation for what both branches changed differently (ours is kept there)."""
+    from levcustom.state.atomic import atomic_write_text
+    from levcustom.state.lockfile import Lock, dump_lock, read_lock
+    from levcustom.state.merge import merge_locks
+
+    result = merge_locks(read_lock(base) if base.stat().st_size else Lock(), read_lock(ours), read_lock(theirs))
+    atomic_write_text(output or ours, dump_lock(result.lock))
+    for line in result.taken:
+        console.print(f"merged: {line}", markup=False)
+    if result.conflicts:
+        raise LevcustomError("levcustom.lock: conflicts left for you:\n" +
+                             "\n".join(f"  - {c}" for c in result.conflicts))
 
 
 if __name__ == "__main__":

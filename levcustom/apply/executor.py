@@ -60,7 +60,7 @@ def _apply_model(sc: StageContext, ctx: Context, name: str, changes: list[StageC
         sc.reporter.stage_started(name, change.stage, change.action.value)
         try:
             if change.action is Action.DESTROY:
-                summary = run_destroy(sc, name, change)
+                summary = run_destroy(sc, ctx, name, change)
             else:
                 summary = RUNNERS[change.stage](sc, ctx.specs[name], ctx.configs[name], change)
         except Interrupted:

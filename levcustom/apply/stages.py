@@ -17,12 +17,14 @@ from levcustom.errors import GateFailedError, LevcustomError, ProviderError
 from levcustom.evals.gates import check_gates
 from levcustom.evals.metrics import METRIC_FUNCTIONS
 from levcustom.evals.suite import EvalCase, load_suite
+from levcustom.plan.desired import Context
 from levcustom.plan.model import StageChange
 from levcustom.providers import get_provider
 from levcustom.providers.base import JobStatus, ModelRef, Provider, TrainRequest, Upload
 from levcustom.spec.loader import LoadedSpec
 from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.atomic import atomic_write_text
+from levcustom.state.keyedlock import keyed_lock
 from levcustom.state.lockfile import (
     DatasetState,
     DeployState,
@@ -79,22 +81,24 @@ def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Sta
     provider = get_provider(body.provider, sc.ws)
     dataset = _model(sc.store.lock, ls.name).dataset
     known = {u.sha256: u.file_id for u in sc.store.lock.uploads.values() if u.provider == provider.name}
-    request = TrainRequest(model=ls.name, key=change.fingerprint, base_model=body.base_model, method=body.method,
+    key = _job_key(_model(sc.store.lock, ls.name), change.fingerprint)
+    request = TrainRequest(model=ls.name, key=key, base_model=body.base_model, method=body.method,
                            dataset_dir=sc.ws.root / dataset.artifact, config=cfg,
                            work_dir=sc.ws.runs / "train" / change.fingerprint, known_uploads=known)
 
-    def set_intent(job_id: str | None):
+    def set_intent(job_id: str | None, key: str):
         def write(lock: Lock) -> None:
             m = sc.store.model(ls.name, ls.file)(lock)
             m.intents["train"] = Intent(stage="train", fingerprint=change.fingerprint, provider=provider.name,
-                                        key=change.fingerprint, job_id=job_id, pid=os.getpid())
+                                        key=key, job_id=job_id, pid=os.getpid())
         sc.store.update(write)
 
     slot = sc.job_slots.setdefault(provider.name, threading.Semaphore(provider.max_parallel_jobs(cfg)))
     with slot:
-        set_intent(None)  # before submit: a crash from here on is resumed by key, never re-submitted blind
-        job_id = provider.submit(request, lambda upload: _record_upload(sc, upload))
-        set_intent(job_id)
+        set_intent(None, request.key)  # before submit: a crash from here on is resumed by key, never re-submitted blind
+        with keyed_lock(f"{provider.name}:{request.key}"):  # models with identical training share one job
+            job_id = provider.submit(request, lambda upload: _record_upload(sc, upload))
+        set_intent(job_id, request.key)
         _follow(sc, provider, job_id, request)
     result = provider.result(job_id, request)
     state = TrainState(fingerprint=change.fingerprint, inputs=change.inputs, provider=provider.name,
@@ -111,6 +115,15 @@ def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Sta
     return f"{result.model_ref}" + (f" (train loss {loss:.3f})" if loss is not None else "")
 
 
+def _job_key(state: ModelState, fingerprint: str) -> str:
+    """The idempotency key of a training: its fingerprint, unless it replaces a version the provider
+    lost (drift) with the same fingerprint; then the old job must not be found and followed again."""
+    old = state.train
+    if old is not None and old.drift and old.fingerprint == fingerprint:
+        return hashlib.sha256(f"{fingerprint}:replaces:{old.job_id}".encode()).hexdigest()[:32]
+    return fingerprint
+
+
 def _record_upload(sc: StageContext, upload: Upload) -> None:
     def write(lock: Lock) -> None:
         lock.uploads[f"{upload.provider}:{upload.sha256}"] = UploadRecord(
@@ -121,11 +134,12 @@ def _record_upload(sc: StageContext, upload: Upload) -> None:
 def _follow(sc: StageContext, provider: Provider, job_id: str, request: TrainRequest) -> None:
     """Poll with backoff until the job ends (the delay resets whenever the status changes);
     a provider failure clears the intent so the next apply starts fresh."""
-    delay, last = provider.poll_interval, None
+    first, most = provider.poll_intervals(request.config)
+    delay, last = first, None
     while True:
         status = provider.poll(job_id, request)
         sc.reporter.job_status(request.model, status)
-        delay = provider.poll_interval if status != last else min(delay * 1.5, provider.max_poll_interval)
+        delay = first if status != last else min(delay * 1.5, most)
         last = status
         if status.state == "succeeded":
             return
@@ -220,11 +234,11 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
     return f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]"
 
 
-def run_destroy(sc: StageContext, model: str, change: StageChange) -> str:
+def run_destroy(sc: StageContext, ctx: Context, model: str, change: StageChange) -> str:
     m = _model(sc.store.lock, model)
     note = "removed from the lockfile"
     if sc.purge and change.stage == "train" and m.train:
-        get_provider(m.train.provider, sc.ws).delete(m.train)
+        get_provider(m.train.provider, sc.ws).delete(m.train, ctx.config_for(model, m.train.provider))
         note = f"deleted {m.train.model_ref}"
     if sc.purge and change.stage == "dataset" and m.dataset:
         shutil.rmtree(sc.ws.root / m.dataset.artifact, ignore_errors=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,12 @@ class ConfigResolver:
         except ValidationError as exc:
             raise SpecError(self._locate(ls, exc)) from None
 
+    def defaults(self, provider: str, hardware: str = "cpu") -> ResolvedConfig:
+        """The config of a provider with no spec on top (for models whose spec was removed)."""
+        from omegaconf import OmegaConf
+
+        return ResolvedConfig.model_validate(OmegaConf.to_container(self._base(provider, hardware), resolve=True))
+
     def _compose(self, ls: LoadedSpec) -> dict[str, Any]:
         from omegaconf import OmegaConf  # lazy: only on a cache miss
 
@@ -117,6 +124,7 @@ class ConfigResolver:
             with initialize_config_dir(config_dir=str(self.conf_dir), version_base=None):
                 cfg = compose(config_name="config", overrides=[f"provider={provider}", f"hardware={hardware}"])
             GlobalHydra.instance().clear()
+            _refuse_unsafe(OmegaConf.to_container(cfg, resolve=False), self.conf_dir)
             OmegaConf.set_struct(cfg, False)  # unknown keys are reported by pydantic, with their location
             self._bases[pair] = cfg
         return self._bases[pair]
@@ -172,6 +180,26 @@ def _dotlist_layer(item: str, doc: Document | None, path: tuple, issues: list[Is
             problem = f"invalid override {item!r}: {exc}"
     issues.append(doc.issue(path, problem) if doc else Issue("--set", 0, 0, item, problem))
     return None
+
+
+_RESOLVER_CALL = re.compile(r"\$\{\s*[\w.]+\s*:")
+
+
+def _refuse_unsafe(data: Any, conf_dir: Path, path: tuple = ()) -> None:
+    """The conf tree may come from an untrusted pull request: no resolvers (``${oc.env:...}`` would
+    copy secrets into plans), no ``hydra`` block (search paths outside the tree), no ``_target_``."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k in ("hydra", "_target_"):
+                raise SpecError([Issue(str(conf_dir), 0, 0, format_path(path + (k,)),
+                                       f"'{k}' is not allowed in the conf tree")])
+            _refuse_unsafe(v, conf_dir, path + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _refuse_unsafe(v, conf_dir, path + (i,))
+    elif isinstance(data, str) and _RESOLVER_CALL.search(data):
+        raise SpecError([Issue(str(conf_dir), 0, 0, format_path(path),
+                               "resolvers are not allowed in the conf tree (only ${path.to.key} references)")])
 
 
 def _find_target(data: Any, path: tuple) -> tuple | None:

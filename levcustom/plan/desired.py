@@ -36,14 +36,19 @@ class Context:
     specs: dict[str, LoadedSpec]
     configs: dict[str, ResolvedConfig]
     desired: dict[str, DesiredModel]
+    resolver: ConfigResolver
+
+    def config_for(self, model: str, provider: str) -> ResolvedConfig:
+        """A model's resolved config, or its provider's defaults once its spec is gone."""
+        return self.configs.get(model) or self.resolver.defaults(provider)
 
 
 def load_and_resolve(ws: Workspace, spec_paths: list[Path],
-                     sets: list[str]) -> tuple[list[LoadedSpec], dict[str, ResolvedConfig]]:
+                     sets: list[str]) -> tuple[list[LoadedSpec], dict[str, ResolvedConfig], ConfigResolver]:
     """Validated specs and their resolved configs; every problem is raised at once."""
     specs = load_specs(spec_paths, ws.root)
     resolver = ConfigResolver(ws.conf_dir, ws.cache / "configs.json", sets)
-    return specs, resolver.resolve_all(specs)
+    return specs, resolver.resolve_all(specs), resolver
 
 
 def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedConfig], lock: Lock,
@@ -143,6 +148,9 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
             report = _inspect(ws, ls, cfg, provider)
             cache.put(key, report)
         issues += [Issue(**i) for i in report["issues"]]
+        if report["examples"] < provider.min_examples(cfg):
+            issues.append(ls.doc.issue(("spec", "dataset", "sources"), f"{report['examples']} examples; the "
+                                       f"{provider.name} provider needs at least {provider.min_examples(cfg)}"))
         est = provider.estimate(report["tokens"], cfg, body.base_model)
         estimates.append(Estimate(model=change.model, tokens=est.tokens, hours=est.hours, usd=est.usd,
                                   note=f"{report['examples']} examples, {est.note} (tokens {report['note']})"))
@@ -166,10 +174,20 @@ def _inspect(ws: Workspace, ls: LoadedSpec, cfg: ResolvedConfig, provider) -> di
 
 def make_plan(ws: Workspace, lock: Lock, spec_paths: list[Path], *, sets: list[str] | None = None,
               targets: list[str] | None = None, purge: bool = False, today: date | None = None,
-              check_trainings: bool = True) -> tuple[Plan, Context]:
-    """Load, observe and diff: the whole ``levcustom plan`` minus rendering. ``check_trainings=False``
-    skips the providers' preflight of planned trainings (for commands that train nothing)."""
-    specs, configs = load_and_resolve(ws, spec_paths, sets or [])
+              refresh: bool = False, check_trainings: bool = True) -> tuple[Plan, Context]:
+    """Load, observe and diff: the whole ``levcustom plan`` minus rendering.
+
+    ``refresh`` first reads each trained model's real state at its provider (network, credentials)
+    and plans replacements for what drifted; the lockfile itself is not written.
+    ``check_trainings=False`` skips the providers' preflight of planned trainings (for commands
+    that train nothing).
+    """
+    specs, configs, resolver = load_and_resolve(ws, spec_paths, sets or [])
+    if refresh:
+        from levcustom.apply.refresh import detect_drift, mark_drift
+
+        lock = lock.model_copy(deep=True)
+        mark_drift(lock, detect_drift(Context(ws, {s.name: s for s in specs}, configs, {}, resolver), lock, targets))
     unknown = sorted(set(targets or []) - {s.name for s in specs} - set(lock.models))
     if unknown:
         raise LevcustomError(f"--target names no model: {', '.join(unknown)}")
@@ -189,4 +207,4 @@ def make_plan(ws: Workspace, lock: Lock, spec_paths: list[Path], *, sets: list[s
         raise SpecError(issues)
     plan = plan.model_copy(update={"estimates": estimates, "warnings": warnings})
     stat.save()
-    return plan, Context(ws, by_name, configs, {d.name: d for d in desired})
+    return plan, Context(ws, by_name, configs, {d.name: d for d in desired}, resolver)

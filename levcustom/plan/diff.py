@@ -59,6 +59,8 @@ def _model_changes(d: DesiredModel, state: ModelState | None) -> list[StageChang
         intent = state.intents.get(stage) if state else None
         if old is None:
             action, reasons = Action.CREATE, ["not yet built" if stage != "deploy" else "not yet deployed"]
+        elif old.drift:
+            action, reasons = (Action.REPLACE if stage in _REPLACED else Action.UPDATE), [old.drift]
         elif old.fingerprint != fp:
             action = Action.REPLACE if stage in _REPLACED else Action.UPDATE
             reasons = explain(stage, old.inputs, inputs, d.source_deltas)

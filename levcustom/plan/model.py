@@ -66,6 +66,10 @@ class Plan(_Frozen):
     def has_changes(self) -> bool:
         return bool(self.pending)
 
+    def models_touched(self) -> list[str]:
+        """Models with a pending change, in plan order."""
+        return list(dict.fromkeys(c.model for c in self.pending))
+
     def counts(self) -> dict[str, int]:
         """Terraform's summary: a replace counts as one add and one destroy."""
         add = sum(c.action in (Action.CREATE, Action.REPLACE) for c in self.changes)

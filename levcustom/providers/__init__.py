@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import threading
+from pathlib import Path
 
 from levcustom.errors import LevcustomError
 from levcustom.providers.base import Provider
@@ -11,6 +13,7 @@ from levcustom.workspace import Workspace
 # Adding a provider: one module implementing ``Provider`` and one line here.
 _REGISTRY = {
     "local": "levcustom.providers.local.provider:LocalProvider",
+    "openai": "levcustom.providers.openai:OpenAIProvider",
 }
 
 
@@ -18,11 +21,19 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+_INSTANCES: dict[tuple[str, Path], Provider] = {}
+_GUARD = threading.Lock()
+
+
 def get_provider(name: str, ws: Workspace) -> Provider:
-    """Instantiate the named provider for a workspace."""
+    """The named provider for a workspace (one shared instance: clients and job handles are reused)."""
     target = _REGISTRY.get(name)
     if target is None:
         raise LevcustomError(f"provider {name!r} is not available in this version of levcustom "
                              f"(available: {', '.join(available())})")
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)(ws)
+    with _GUARD:
+        key = (name, ws.root)
+        if key not in _INSTANCES:
+            module, cls = target.split(":")
+            _INSTANCES[key] = getattr(importlib.import_module(module), cls)(ws)
+        return _INSTANCES[key]

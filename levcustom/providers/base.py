@@ -97,8 +97,9 @@ class ModelRef:
 
 class Provider(Protocol):
     name: str
-    poll_interval: float  # seconds between job polls; grows up to max_poll_interval while nothing changes
-    max_poll_interval: float
+
+    def poll_intervals(self, config: ResolvedConfig) -> tuple[float, float]:
+        """Seconds between job polls: the first, and the most it backs off to while nothing changes."""
 
     def min_examples(self, config: ResolvedConfig) -> int:
         """Fewest training examples a job accepts."""
@@ -137,13 +138,13 @@ class Provider(Protocol):
     def cancel(self, job_id: str, request: TrainRequest) -> None:
         """Stop a running job."""
 
-    def delete(self, state: TrainState) -> None:
+    def delete(self, state: TrainState, config: ResolvedConfig) -> None:
         """Delete a trained model's artifacts (destroy with --purge)."""
 
-    def refresh(self, state: TrainState) -> str | None:
+    def refresh(self, state: TrainState, config: ResolvedConfig) -> str | None:
         """Read the real state: None when it matches, else the drift, as a reason."""
 
-    def logs(self, state: TrainState) -> list[str]:
+    def logs(self, state: TrainState, config: ResolvedConfig) -> list[str]:
         """The training job's event lines, oldest first."""
 
     def generate(self, models: list[ModelRef], prompts: list[list[dict[str, str]]],

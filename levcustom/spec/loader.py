@@ -48,7 +48,12 @@ def spec_files(paths: list[Path], root: Path) -> list[Path]:
     for p in paths:
         p = p if p.is_absolute() else root / p
         if p.is_dir():
-            out.extend(sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml") and x.is_file()))
+            found = sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml") and x.is_file())
+            # a link inside a spec folder must not pull in files from outside the repository
+            escapes = [x for x in found if root.resolve() not in x.resolve().parents]
+            if escapes:
+                raise SpecError([Issue(_rel(x, root), 0, 0, "", "links outside the repository") for x in escapes])
+            out.extend(found)
         elif p.exists():
             out.append(p)
         else:

@@ -139,17 +139,26 @@ def read_lock(path: Path) -> Lock:
     if not path.exists():
         return Lock()
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LevcustomError(f"{path.name} is not valid JSON ({exc}); restore it from git") from None
-    if isinstance(data, dict) and data.get("version", LOCK_VERSION) > LOCK_VERSION:
-        raise LevcustomError(f"{path.name} has version {data['version']}; this levcustom reads up to {LOCK_VERSION}")
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise LevcustomError(f"cannot read {path.name}: {exc}") from None
+    return parse_lock(text, path.name)
+
+
+def parse_lock(text: str, name: str) -> Lock:
+    """Validate lockfile text; ``name`` says where it came from in errors."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise LevcustomError(f"{name} is not valid JSON ({exc}); restore it from git") from None
+    if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] > LOCK_VERSION:
+        raise LevcustomError(f"{name} has version {data['version']}; this levcustom reads up to {LOCK_VERSION}")
     try:
         return Lock.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise LevcustomError(f"{path.name} is invalid at {where}: {first['msg']}") from None
+        raise LevcustomError(f"{name} is invalid at {where}: {first['msg']}") from None
 
 
 def dump_lock(lock: Lock) -> str:
@@ -158,22 +167,43 @@ def dump_lock(lock: Lock) -> str:
 
 
 class StateStore:
-    """The lock in memory plus its file; every mutation is one atomic write with serial+1."""
+    """The lock in memory plus its file. Mutations from concurrent threads are group-committed:
+    whoever writes takes every mutation queued so far into one atomic write (serial + 1), and
+    each ``update`` returns only once its own mutation is on disk."""
 
     def __init__(self, path: Path):
         self.path = path
         self.lock = read_lock(path)
-        self._mutex = threading.Lock()
+        self._write = threading.Lock()
+        self._queue = threading.Lock()
+        self._pending: list[tuple[int, Callable[[Lock], None]]] = []
+        self._enqueued = 0  # mutations queued so far
+        self._durable = 0  # mutations written so far (a prefix of the queue)
 
     def update(self, mutate: Callable[[Lock], None]) -> None:
-        """Apply ``mutate`` and persist. Serialized across threads (models apply concurrently)."""
-        with self._mutex:
+        """Apply ``mutate`` and persist it before returning."""
+        with self._queue:
+            self._enqueued += 1
+            mine = self._enqueued
+            self._pending.append((mine, mutate))
+        with self._write:
+            if self._durable >= mine:
+                return  # another thread's write carried it
+            with self._queue:
+                batch, self._pending = self._pending, []
             candidate = self.lock.model_copy(deep=True)
-            mutate(candidate)
+            for _, m in batch:
+                m(candidate)
             candidate.serial += 1
             candidate.lineage = candidate.lineage or str(uuid.uuid4())
-            atomic_write_text(self.path, dump_lock(candidate))
+            try:
+                atomic_write_text(self.path, dump_lock(candidate))
+            except BaseException:
+                with self._queue:  # not written: the next writer retries these, the old state stands
+                    self._pending[:0] = [b for b in batch if b[0] != mine]
+                raise
             self.lock = candidate  # only after the write succeeded: memory never runs ahead of disk
+            self._durable = batch[-1][0]
 
     def model(self, name: str, spec_file: str) -> Callable[[Lock], ModelState]:
         """Helper for mutations: get or create a model's block."""

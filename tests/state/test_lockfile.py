@@ -39,15 +39,24 @@ def test_each_write_bumps_serial_and_keeps_lineage_sorted(tmp_path):
     assert (tmp_path / "levcustom.lock").read_text() == dump_lock(store.lock)
 
 
-def test_concurrent_updates_are_serialized(tmp_path):
-    store = StateStore(tmp_path / "levcustom.lock")
-    threads = [threading.Thread(target=store.update, args=(add_model(f"m{i}"),)) for i in range(20)]
+def test_concurrent_updates_are_group_committed_and_durable_on_return(tmp_path):
+    path = tmp_path / "levcustom.lock"
+    store = StateStore(path)
+    missing = []
+
+    def apply(name):
+        store.update(add_model(name))
+        if name not in read_lock(path).models:  # update returned: its mutation must be on disk
+            missing.append(name)
+
+    threads = [threading.Thread(target=apply, args=(f"m{i}",)) for i in range(40)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    lock = read_lock(tmp_path / "levcustom.lock")
-    assert lock.serial == 20 and len(lock.models) == 20
+    lock = read_lock(path)
+    assert missing == [] and len(lock.models) == 40
+    assert 1 <= lock.serial <= 40 and lock == store.lock
 
 
 def test_full_disk_during_write_keeps_old_lockfile(tmp_path, monkeypatch):

@@ -65,12 +65,13 @@ def tree_sha256(folder: Path) -> str:
 
 class LocalProvider:
     name = "local"
-    poll_interval = 0.5
-    max_poll_interval = 2.0
 
     def __init__(self, ws: Workspace):
         self.ws = ws
         self._procs: dict[str, subprocess.Popen] = {}
+
+    def poll_intervals(self, config: ResolvedConfig) -> tuple[float, float]:
+        return 0.5, 2.0  # a local child's progress file is cheap to read
 
     def min_examples(self, config: ResolvedConfig) -> int:
         return int(config.provider.get("min_examples", 1))
@@ -183,17 +184,17 @@ class LocalProvider:
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
 
-    def delete(self, state: TrainState) -> None:
+    def delete(self, state: TrainState, config: ResolvedConfig) -> None:
         path = self.ws.root / state.model_ref
         if self.ws.store in path.parents:
             shutil.rmtree(path, ignore_errors=True)
 
-    def refresh(self, state: TrainState) -> str | None:
+    def refresh(self, state: TrainState, config: ResolvedConfig) -> str | None:
         if not (self.ws.root / state.model_ref / "adapter_config.json").is_file():
             return f"drift: adapter {state.model_ref} is missing from the local store"
         return None
 
-    def logs(self, state: TrainState) -> list[str]:
+    def logs(self, state: TrainState, config: ResolvedConfig) -> list[str]:
         path = self.ws.runs / "train" / state.fingerprint / "events.jsonl"
         return path.read_text().splitlines() if path.is_file() else []
 
