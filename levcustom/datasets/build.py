@@ -40,7 +40,7 @@ from levcustom.datasets.process import (
 from levcustom.datasets.records import ReadState
 from levcustom.datasets.sources import is_whole, source_files, source_keys
 from levcustom.datasets.split import SPLITS, assign, bucket
-from levcustom.errors import LevcustomError
+from levcustom.errors import Issue, LevcustomError
 from levcustom.spec.schema import DatasetSpec, PersonalitySource, Source
 from levcustom.state.statcache import StatCache
 from levcustom.workspace import Workspace
@@ -186,13 +186,21 @@ class _Pending:
     cached: Unit | None
 
 
+class InvalidRowsError(LevcustomError):
+    """A source has malformed rows and ``on_error: fail``; ``issues`` locates them (the first ones)."""
+
+    def __init__(self, issues: list[Issue], total: int):
+        self.issues = issues
+        more = f" (and {total - 1} more)" if total > 1 else ""
+        super().__init__(f"{issues[0]}{more}; set on_error: skip to drop bad rows")
+
+
 def _check_source(result: SourceResult) -> None:
     """Malformed rows (with on_error: fail) and sources left empty by their filters are errors."""
     src, stats = result.src, result.stats()
     where = f"source {result.key}"
     if stats.invalid and getattr(src, "on_error", "fail") == "fail":
-        more = f" (and {stats.invalid - 1} more)" if stats.invalid > 1 else ""
-        raise LevcustomError(f"{stats.issues[0]}{more}; set on_error: skip to drop bad rows")
+        raise InvalidRowsError(stats.issues, stats.invalid)
     if sum(u.kept for u in result.units):
         return
     if not stats.read:

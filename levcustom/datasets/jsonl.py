@@ -103,8 +103,22 @@ def _message_dicts(messages: Messages, tools: tuple[ToolTurn, ...]) -> list[dict
     return out
 
 
+class _Located:
+    """Where an example's row is, for located issues (``file:line``)."""
+
+    provenance: Provenance
+
+    @property
+    def source(self) -> str:
+        return self.provenance.file
+
+    @property
+    def line(self) -> int:
+        return self.provenance.line
+
+
 @dataclass(frozen=True)
-class ChatExample:
+class ChatExample(_Located):
     """One training conversation and where it came from (provenance)."""
 
     messages: Messages
@@ -124,7 +138,7 @@ class ChatExample:
 
 
 @dataclass(frozen=True)
-class PreferenceExample:
+class PreferenceExample(_Located):
     """A prompt with a chosen and a rejected answer (TRL's conversational preference format)."""
 
     prompt: Messages

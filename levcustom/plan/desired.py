@@ -148,6 +148,8 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
             report = _inspect(ws, ls, cfg, provider)
             cache.put(key, report)
         issues += [Issue(**i) for i in report["issues"]]
+        if report["examples"] is None:  # the dataset cannot be built: its issues say why
+            continue
         if report["examples"] < provider.min_examples(cfg):
             issues.append(ls.doc.issue(("spec", "dataset", "sources"), f"{report['examples']} examples; the "
                                        f"{provider.name} provider needs at least {provider.min_examples(cfg)}"))
@@ -159,14 +161,16 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
 
 
 def _inspect(ws: Workspace, ls: LoadedSpec, cfg: ResolvedConfig, provider) -> dict:
-    from levcustom.datasets.build import curate_dataset  # lazy: numpy, only when a training is planned
+    from levcustom.datasets.build import InvalidRowsError, curate_dataset  # lazy: numpy, only for trainings
 
     body = ls.model.spec
     try:
         curated = curate_dataset(ws, body.dataset, EXAMPLE_KIND[body.method])
+    except InvalidRowsError as exc:  # each malformed row, located in its file
+        return {"examples": None, "tokens": 0, "note": "", "issues": [i.__dict__ for i in exc.issues]}
     except LevcustomError as exc:
-        return {"examples": 0, "tokens": 0, "note": "", "issues": [ls.doc.issue(("spec", "dataset"),
-                                                                                 str(exc)).__dict__]}
+        return {"examples": None, "tokens": 0, "note": "", "issues": [ls.doc.issue(("spec", "dataset"),
+                                                                                   str(exc)).__dict__]}
     report = provider.inspect(curated.examples("train"), body.method, body.base_model, cfg)
     return {"examples": report.examples, "tokens": report.tokens, "note": report.note,
             "issues": [i.__dict__ for i in report.issues]}
