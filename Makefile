@@ -35,6 +35,7 @@ bench: setup
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/openai_concurrency.py
 	$(PY) benchmarks/crash_harness.py
+	$(PY) benchmarks/judge_throughput.py
 	$(PY) benchmarks/dataset_build.py
 
 lint: setup

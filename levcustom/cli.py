@@ -269,9 +269,13 @@ def show(model: Annotated[str | None, typer.Argument()] = None, root: Root = Pat
         console.print(render_state(lock, model))
 
 
+RequestKey = Annotated[str | None, typer.Option("--key", help="Request id: picks the version during an A/B split.")]
+
+
 @app.command()
 def resolve(agent: str, task: Annotated[str | None, typer.Option(help="Task type.")] = None,
-            root: Root = Path("."), json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+            key: RequestKey = None, root: Root = Path("."),
+            json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Which model AGENT should use (for TASK): model name, provider, base model and adapter/model id."""
     from dataclasses import asdict
 
@@ -279,11 +283,74 @@ def resolve(agent: str, task: Annotated[str | None, typer.Option(help="Task type
     from levcustom.state.lockfile import read_lock
 
     ws = _ws(root)
-    r = resolve_agent(read_lock(ws.lockfile), agent, task)
+    r = resolve_agent(read_lock(ws.lockfile), agent, task, key)
     if json_:
         print(json.dumps(asdict(r), indent=2))
     else:
-        console.print(f"{r.model}\tprovider={r.provider}\tbase={r.base_model}\tref={r.model_ref}", markup=False)
+        ab = f"\tarm={r.arm} ({r.traffic}% candidate)" if r.traffic is not None else ""
+        console.print(f"{r.model}\tprovider={r.provider}\tbase={r.base_model}\tref={r.model_ref}{ab}", markup=False)
+
+
+@app.command()
+def outcome(agent: str, key: Annotated[str, typer.Option("--key", help="The request id given to resolve.")],
+            success: Annotated[bool, typer.Option("--success/--failure", help="How the request went.")],
+            task: Annotated[str | None, typer.Option(help="Task type.")] = None,
+            rating: Annotated[float | None, typer.Option(help="Optional rating (kept, not used to decide).")] = None,
+            root: Root = Path(".")) -> None:
+    """Record how a request served by AGENT went; during an A/B split the next apply uses the outcomes
+    to promote or roll back the candidate."""
+    from levcustom.deploy import online
+    from levcustom.deploy.registry import resolve as resolve_agent
+    from levcustom.state.lockfile import read_lock
+
+    ws = _ws(root)
+    r = resolve_agent(read_lock(ws.lockfile), agent, task, key)
+    online.record(online.outcomes_path(ws.work, r.model),
+                  online.Outcome(key=key, model_ref=r.model_ref, arm=r.arm, success=success, rating=rating))
+    console.print(f"Recorded {'success' if success else 'failure'} of {r.model} ({r.arm}) for request {key}.",
+                  markup=False)
+
+
+@app.command("eval")
+def eval_(model: str, root: Root = Path("."), set_: Sets = None,
+          specs: Annotated[list[Path] | None, typer.Option("--specs", help="Spec files or folders.")] = None) -> None:
+    """Run MODEL's evals alone on its trained version; results go to the lockfile (exit 3: a gate failed)."""
+    from levcustom.apply.eval_only import eval_model
+    from levcustom.apply.progress import PlainReporter
+
+    ws = _ws(root)
+    state = eval_model(ws, _paths(ws, specs), model, set_ or [], PlainReporter(console))
+    console.print(f"Per-case results: {state.run_dir}/cases.jsonl. HTML report: levcustom report {model}",
+                  markup=False)
+    if not state.passed:
+        raise typer.Exit(3)
+
+
+@app.command()
+def report(model: str, root: Root = Path("."),
+           output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for report.html and "
+                                                       "report.md (default .levcustom/reports/MODEL).")] = None,
+           markdown: Annotated[bool, typer.Option("--markdown", help="Also print the markdown summary.")] = False
+           ) -> None:
+    """Write MODEL's last eval as a self-contained HTML report (plot, CIs, slices) and a PR-comment summary."""
+    from levcustom.evals.report import build_report
+    from levcustom.evals.results import load_rows
+    from levcustom.state.atomic import atomic_write_text
+    from levcustom.state.lockfile import read_lock
+
+    ws = _ws(root)
+    m = read_lock(ws.lockfile).models.get(model)
+    if m is None or m.eval is None:
+        raise LevcustomError(f"model {model!r} has no eval in the lockfile: run levcustom apply or levcustom eval")
+    rows = load_rows(ws.root / m.eval.run_dir / "cases.jsonl", m.eval.cases_sha256)
+    built = build_report(model, m.eval, rows)
+    folder = output or ws.work / "reports" / model
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "report.html", built.html)
+    atomic_write_text(folder / "report.md", built.markdown)
+    if markdown:
+        print(built.markdown, end="")
+    console.print(f"Wrote {folder / 'report.html'} and {folder / 'report.md'}", markup=False)
 
 
 dataset_app = typer.Typer(no_args_is_help=True, help="Build, inspect, compare and export datasets.")

@@ -186,3 +186,107 @@ def test_dataset_commands(repo):
     assert "Wrote" in everything and "provenance" in target.read_text()
     assert "--split must be one of: train, validation, eval" in repo.run(
         "dataset", "export", "tiny", "--split", "test", "-o", str(target), check=1).stderr
+
+
+def _gates(repo, *gates: str) -> None:
+    repo.edit("specs/tiny.yaml", "      - {metric: golden.contains, min: 0.5}",
+              "\n".join(f"      - {g}" for g in gates))
+
+
+def test_eval_report_and_a_regressed_model_blocked_by_a_paired_gate(repo, tmp_path):
+    import shutil
+
+    _gates(repo, "{metric: golden.contains, min_delta_vs: deployed, confidence: 0.95}")
+    repo.run("apply", "--auto-approve")
+    out = repo.run("eval", "tiny")
+    assert "golden.contains 1.00 (base 0.00); gates passed" in out.stdout
+    report_dir = tmp_path / "report"
+    md = repo.run("report", "tiny", "-o", str(report_dir), "--markdown").stdout
+    assert "| golden.contains | 0.000 | 1.000 | 1.000 [1.000, 1.000] | +1.000 [+1.000, +1.000], McNemar p=" in md
+    html = (report_dir / "report.html").read_text()
+    assert "<svg" in html and "golden.contains" in html
+    assert "<script" not in html and "src=" not in html and "href=" not in html  # self-contained
+
+    # Teach it the wrong answer: the regression against the deployed version fails the gate, with its interval.
+    repo.edit("data/train.jsonl", '"content": "ok"}]}', '"content": "no"}]}')
+    out = repo.run("apply", "--auto-approve", check=3)
+    assert ("FAILED golden.contains 0.000 vs deployed 1.000: lower 95% CI bound -1.000 >= +0.0 "
+            "(delta -1.000, CI -1.000..-1.000, n=6, McNemar p=0.031)") in out.stderr
+    assert repo.run("eval", "tiny", check=3).returncode == 3
+    lock = repo.lock()["models"]["tiny"]
+    assert lock["eval"]["results"]["golden.contains"]["paired"]["deployed"]["regressed"] == 6
+    assert lock["deploy"]["model_ref"] != lock["train"]["model_ref"]  # the previous version is kept
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless chromium is not installed: the report's rendering is not checked")
+    repo.run("report", "tiny", "-o", str(report_dir))
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1000,900",
+                    f"--screenshot={shot}", (report_dir / "report.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000  # a page was drawn
+
+
+def test_online_ab_split_then_promotion_from_recorded_outcomes(repo):
+    from levcustom.deploy import online
+
+    repo.edit("specs/tiny.yaml", "    tasks: [answering]", "    tasks: [answering]\n"
+              "    traffic: {candidate: 30, min_outcomes: 40}")
+    repo.run("apply", "--auto-approve")
+    v1 = repo.lock()["models"]["tiny"]["deploy"]
+    assert v1["phase"] == "full" and "previous" not in v1
+
+    repo.edit("specs/tiny.yaml", "epochs: 4", "epochs: 5")  # a new version: it starts as a 30% candidate
+    out = repo.run("apply", "--auto-approve")
+    assert "online A/B split: new version gets 30% of requests" in out.stdout
+    v2 = repo.lock()["models"]["tiny"]["deploy"]
+    assert v2["previous"]["model_ref"] == v1["model_ref"] and v2["traffic"] == 30
+    served = [json.loads(repo.run("resolve", "helper", "--key", f"r{i}", "--json").stdout) for i in range(6)]
+    assert {s["model_ref"] for s in served} <= {v1["model_ref"], v2["model_ref"]}
+    repo.run("outcome", "helper", "--key", "r0", "--success")
+    recorded = online.read(online.outcomes_path(repo.root / ".levcustom", "tiny"))
+    assert recorded[0].model_ref == served[0]["model_ref"] and recorded[0].arm == served[0]["arm"]
+
+    # The agent system reports outcomes: the candidate does clearly better.
+    path = online.outcomes_path(repo.root / ".levcustom", "tiny")
+    for i in range(60):
+        online.record(path, online.Outcome(f"c{i}", v2["model_ref"], "candidate", i % 10 != 0))
+        online.record(path, online.Outcome(f"s{i}", v1["model_ref"], "stable", i % 2 == 0))
+    plan = json.loads(repo.run("plan", "--json").stdout)
+    deploy = next(c for c in plan["changes"] if c["stage"] == "deploy")
+    assert deploy["action"] == "update" and deploy["reasons"] == ["online: 'split' -> 'promoted'"]
+    out = repo.run("apply", "--auto-approve")
+    assert "online A/B promoted: success candidate" in out.stdout
+    assert {json.loads(repo.run("resolve", "helper", "--key", f"r{i}", "--json").stdout)["model_ref"]
+            for i in range(3)} == {v2["model_ref"]}
+    assert "No changes." in repo.run("plan").stdout
+
+
+def test_judge_errors_block_the_gate_until_eval_retries_them(repo, monkeypatch):
+    from fakes.anthropic_server import FakeAnthropic, FakeError
+
+    def flaky(body: dict) -> str:
+        if "question number 3 " in body["messages"][0]["content"]:
+            raise FakeError(400, "the judge refused this case")
+        return '{"score": 5, "reason": "fine"}'
+
+    repo.edit("specs/tiny.yaml", "      - {name: golden, path: evals/golden.jsonl, metric: contains}",
+              "      - {name: golden, path: evals/golden.jsonl, metric: contains}\n"
+              "      - {name: graded, path: evals/golden.jsonl, metric: judge,"
+              " judge: {model: claude-judge, rubric: Answers ok.}}")
+    _gates(repo, "{metric: graded.judge, min: 0.5}")
+    with FakeAnthropic(flaky) as fake:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        out = repo.run("apply", "--auto-approve", check=3)
+        stdout, stderr = " ".join(out.stdout.split()), " ".join(out.stderr.split())  # unwrap console lines
+        assert "graded.judge 1.00 (base 1.00) [1 unscored]" in stdout
+        assert ("FAILED graded.judge: 1 of 6 cases could not be scored (line 4: judge API error: "
+                "BadRequestError") in stderr
+        assert len(fake.requests) == 12  # 6 cases x (tuned, base); case 4's two were refused
+        fake.responder = lambda body: '{"score": 4}'
+        assert "gates passed" in repo.run("eval", "tiny").stdout
+        assert len(fake.requests) == 14  # the retry judged only the two failed answers: the rest were cached
+    assert repo.lock()["models"]["tiny"]["eval"]["results"]["graded.judge"]["errors"] == 0

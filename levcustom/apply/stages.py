@@ -8,22 +8,23 @@ import json
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 
 from levcustom.apply.progress import Reporter
 from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.build import build_dataset
+from levcustom.deploy import online
 from levcustom.errors import GateFailedError, LevcustomError, ProviderError
-from levcustom.evals.gates import check_gates
-from levcustom.evals.metrics import METRIC_FUNCTIONS
-from levcustom.evals.suite import EvalCase, load_suite
-from levcustom.plan.desired import Context
+from levcustom.evals.runner import Generation, evaluate, load_suites
+from levcustom.plan.desired import Context, ab_phase
 from levcustom.plan.model import StageChange
 from levcustom.providers import get_provider
 from levcustom.providers.base import JobStatus, ModelRef, Provider, TrainRequest, Upload
 from levcustom.spec.loader import LoadedSpec
 from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.atomic import atomic_write_text
+from levcustom.state.jsoncache import JsonCache
 from levcustom.state.keyedlock import keyed_lock
 from levcustom.state.lockfile import (
     DatasetState,
@@ -31,7 +32,6 @@ from levcustom.state.lockfile import (
     EvalState,
     Intent,
     Lock,
-    MetricResult,
     ModelState,
     SourceRecord,
     StateStore,
@@ -157,63 +157,59 @@ def run_eval(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Stag
     body = ls.model.spec
     provider = get_provider(body.provider, sc.ws)
     m = _model(sc.store.lock, ls.name)
-    suites = {s.path: load_suite(sc.ws.resolve_path(s.path), s.path) for s in body.evals.suites}
-    cases: list[EvalCase] = [c for path in suites for c in suites[path]]
-    starts, n = {}, 0
-    for path, suite_cases in suites.items():  # suites sharing a file share its answers
-        starts[path], n = n, n + len(suite_cases)
-    prompts = [c.as_messages() for c in cases]
-    base_out = _cached_generate(sc, ls.name, provider, cfg, ModelRef(body.base_model), prompts)
-    tuned_out = _cached_generate(sc, ls.name, provider, cfg, ModelRef(body.base_model, m.train.model_ref), prompts)
-    results: dict[str, MetricResult] = {}
-    rows = []
-    for suite in body.evals.suites:
-        fn = METRIC_FUNCTIONS[suite.metric]
-        tuned_scores, base_scores = [], []
-        for i, case in enumerate(suites[suite.path], start=starts[suite.path]):
-            t, b = fn(tuned_out[i], case.expected), fn(base_out[i], case.expected)
-            tuned_scores.append(t)
-            base_scores.append(b)
-            rows.append({"suite": suite.name, "metric": suite.metric, "line": case.line, "tags": case.tags,
-                         "expected": case.expected, "tuned": tuned_out[i], "base": base_out[i],
-                         "tuned_score": t, "base_score": b})
-        count = len(tuned_scores)
-        results[f"{suite.name}.{suite.metric}"] = MetricResult(tuned=sum(tuned_scores) / count,
-                                                               base=sum(base_scores) / count, cases=count)
-    deployed = m.deploy.eval_results if m.deploy else None
-    gates = check_gates(list(body.evals.gates), results, deployed)
+    suites = load_suites(sc.ws, body.evals, sc.ws.root / m.dataset.artifact if m.dataset else None)
+    models: dict[str, tuple[Provider, ModelRef]] = {"tuned": (provider, ModelRef(body.base_model, m.train.model_ref)),
+                                                   "base": (provider, ModelRef(body.base_model))}
+    if m.deploy:  # paired comparisons with the deployed version need its answers to the same cases
+        models["deployed"] = (get_provider(m.deploy.provider, sc.ws), ModelRef(m.deploy.base_model, m.deploy.model_ref))
+
+    def generate(role: str, prompts: list[list[dict[str, str]]]) -> Generation:
+        p, ref = models[role]
+        return _cached_generate(sc, ls.name, p, cfg, ref, prompts)
+
+    def judging(suite: str, done: int, total: int) -> None:
+        sc.reporter.job_status(ls.name, JobStatus("running", f"judging {suite}: {done}/{total}", done / total))
+
+    run = evaluate(suites, body.evals.gates, list(models), generate, JsonCache(sc.ws.cache / "judge.json"),
+                   judge_progress=judging)
     run_dir = sc.ws.runs / "eval" / change.fingerprint
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "cases.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    state = EvalState(fingerprint=change.fingerprint, inputs=change.inputs, results=results, gates=gates,
-                      passed=all(g.passed for g in gates), run_dir=sc.ws.rel(run_dir))
+    text = "".join(r.to_json() + "\n" for r in run.rows)
+    atomic_write_text(run_dir / "cases.jsonl", text)
+    state = EvalState(fingerprint=change.fingerprint, inputs=change.inputs, results=run.results, gates=run.gates,
+                      passed=run.passed, run_dir=sc.ws.rel(run_dir),
+                      cases_sha256=hashlib.sha256(text.encode()).hexdigest())
 
     def write(lock: Lock) -> None:
         _model(lock, ls.name).eval = state
 
     sc.store.update(write)
-    scores = ", ".join(f"{k} {r.tuned:.2f} (base {r.base:.2f})" for k, r in results.items())
-    verdict = "gates passed" if state.passed else "GATE FAILED: " + "; ".join(g.detail for g in gates if not g.passed)
+    scores = ", ".join(f"{k} {r.tuned:.2f}" + (f" (base {r.base:.2f})" if r.base is not None else "")
+                       + (f" [{r.errors} unscored]" if r.errors else "") for k, r in run.results.items())
+    verdict = "gates passed" if state.passed else "GATE FAILED: " + "; ".join(g.detail for g in run.gates
+                                                                               if not g.passed)
     return f"{scores}; {verdict}" if scores else verdict
 
 
 def _cached_generate(sc: StageContext, model: str, provider: Provider, cfg: ResolvedConfig, ref: ModelRef,
-                     prompts: list[list[dict[str, str]]]) -> list[str]:
+                     prompts: list[list[dict[str, str]]]) -> Generation:
     """Generation is deterministic (greedy): cache it by model, prompts and settings, so a new gate
-    threshold or a re-run of an unchanged model costs no inference."""
-    key = hashlib.sha256(json.dumps([provider.name, ref.base_model, ref.ref, prompts, cfg.eval.model_dump(),
+    threshold or a re-run of an unchanged model costs no inference. The measured wall time is kept
+    with the answers (the latency metric)."""
+    key = hashlib.sha256(json.dumps(["v2", provider.name, ref.base_model, ref.ref, prompts, cfg.eval.model_dump(),
                                      cfg.hardware.precision], sort_keys=True).encode()).hexdigest()[:32]
     path = sc.ws.runs / "generations" / f"{key}.json"
     if path.is_file():
-        return json.loads(path.read_text())
-    if not prompts:
-        return []
+        cached = json.loads(path.read_text())
+        return Generation(cached["outputs"], cached["seconds"])
     which = "tuned" if ref.ref else "base"
     sc.reporter.job_status(model, JobStatus("running", f"generating {len(prompts)} answers ({which} model)"))
+    start = time.perf_counter()
     outputs = provider.generate([ref], prompts, cfg)[0]
+    seconds = time.perf_counter() - start
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(outputs))
-    return outputs
+    atomic_write_text(path, json.dumps({"outputs": outputs, "seconds": seconds}))
+    return Generation(outputs, seconds)
 
 
 def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:
@@ -223,26 +219,44 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
         kept = " (the previous deployment is kept)" if m.deploy else ""
         raise GateFailedError(f"{ls.name}: not deployed, eval gate failed: {failed}{kept}")
     dep = ls.model.spec.deploy
+    ab = ab_phase(sc.ws, ls, m, change.inputs["eval"])
     state = DeployState(fingerprint=change.fingerprint, inputs=change.inputs, agents=sorted(dep.agents),
                         tasks=sorted(dep.tasks), provider=m.train.provider, base_model=ls.model.spec.base_model,
-                        model_ref=m.train.model_ref, eval_results=m.eval.results)
+                        model_ref=m.train.model_ref, eval_results=m.eval.results, eval_run=m.eval.run_dir,
+                        cases_sha256=m.eval.cases_sha256, phase=ab.phase if ab else None)
+    if ab is not None and ab.phase == online.SPLIT and m.deploy is not None:
+        incumbent = online.stable(m.deploy) if m.deploy.inputs.get("eval") != change.inputs["eval"] \
+            else m.deploy.previous
+        state = state.model_copy(update={"previous": incumbent, "traffic": dep.traffic.candidate})
+    elif ab is not None and ab.phase == online.ROLLED_BACK:
+        state = state.model_copy(update={"previous": m.deploy.previous, "traffic": 0})
 
     def write(lock: Lock) -> None:
         _model(lock, ls.name).deploy = state
 
     sc.store.update(write)
-    return f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]"
+    where = f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]"
+    return f"{where}; online A/B {ab.phase}: {ab.reason}" if ab else where
 
 
 def run_destroy(sc: StageContext, ctx: Context, model: str, change: StageChange) -> str:
     m = _model(sc.store.lock, model)
     note = "removed from the lockfile"
-    if sc.purge and change.stage == "train" and m.train:
-        get_provider(m.train.provider, sc.ws).delete(m.train, ctx.config_for(model, m.train.provider))
-        note = f"deleted {m.train.model_ref}"
-    if sc.purge and change.stage == "dataset" and m.dataset:
-        shutil.rmtree(sc.ws.root / m.dataset.artifact, ignore_errors=True)
-        note = f"deleted {m.dataset.artifact}"
+    artifact = {"train": m.train.model_ref if m.train else None,
+                "dataset": m.dataset.artifact if m.dataset else None}.get(change.stage)
+    if sc.purge and artifact:
+        # Identical inputs share one artifact (one job, one stored dataset): delete only the last user's.
+        users = sorted(n for n, o in sc.store.lock.models.items() if n != model and artifact in
+                       (o.train.model_ref if o.train else None, o.deploy.model_ref if o.deploy else None,
+                        o.dataset.artifact if o.dataset else None))
+        if users:
+            note = f"kept {artifact}: still used by {', '.join(users)}"
+        elif change.stage == "train":
+            get_provider(m.train.provider, sc.ws).delete(m.train, ctx.config_for(model, m.train.provider))
+            note = f"deleted {artifact}"
+        else:
+            shutil.rmtree(sc.ws.root / artifact, ignore_errors=True)
+            note = f"deleted {artifact}"
 
     def write(lock: Lock) -> None:
         state = _model(lock, model)

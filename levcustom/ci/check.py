@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from levcustom.evals.gates import check_gates
+from levcustom.evals.gates import check_recorded
 from levcustom.plan.model import Plan
 from levcustom.spec.loader import LoadedSpec
 from levcustom.state.lockfile import Lock
@@ -22,7 +22,7 @@ def state_problems(plan: Plan, lock: Lock, specs: dict[str, LoadedSpec]) -> list
         if spec is None:
             continue
         gates = [g for g in spec.model.spec.evals.gates if g.metric in m.deploy.eval_results]
-        for result in check_gates(gates, m.deploy.eval_results, None):
+        for result in check_recorded(gates, m.deploy.eval_results):
             if not result.passed:
                 problems.append(f"{name}: the deployed version no longer passes {result.gate}: {result.detail}")
     return problems

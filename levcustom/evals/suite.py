@@ -1,7 +1,10 @@
-"""Eval suites: golden JSONL cases ``{messages | prompt, expected, tags?}``."""
+"""Eval suites: golden JSONL cases ``{messages | prompt, expected, tags?}``, or the held-out
+split of the model's own dataset."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,12 @@ class EvalCase:
 
     def as_messages(self) -> list[dict[str, str]]:
         return [{"role": r, "content": c} for r, c in self.messages]
+
+    @property
+    def key(self) -> str:
+        """Identity of the case (prompt and expected answer), stable when rows move within a file."""
+        blob = json.dumps([self.messages, self.expected], ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def load_suite(path: Path, rel: str) -> list[EvalCase]:
@@ -45,4 +54,24 @@ def load_suite(path: Path, rel: str) -> list[EvalCase]:
         raise LevcustomError(str(issues[0]))
     if not cases:
         raise LevcustomError(f"{rel}: eval suite has no cases")
+    return cases
+
+
+def held_out_cases(dataset_dir: Path, rel: str) -> list[EvalCase]:
+    """The dataset's validation split as cases: the conversation up to its last answer is the prompt,
+    that answer is expected; each case is tagged with the source file it came from."""
+    path = dataset_dir / "validation.jsonl"
+    rows, issues = read_rows(path, rel) if path.is_file() else ([], [])
+    if issues:
+        raise LevcustomError(str(issues[0]))
+    cases = []
+    for n, row in rows:
+        msgs, problem = parse_messages(row, need_assistant=True)
+        if problem:
+            raise LevcustomError(f"{rel}:{n}: {problem}")
+        provenance = row.get("provenance") if isinstance(row, dict) else None
+        source = provenance.get("file") if isinstance(provenance, dict) else None
+        cases.append(EvalCase(msgs[:-1], msgs[-1][1], n, {"source": source} if isinstance(source, str) else {}))
+    if not cases:
+        raise LevcustomError(f"{rel}: the held-out split is empty (too few examples or a small validation fraction)")
     return cases

@@ -15,6 +15,7 @@ from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.diff import file_line_hashes, record_delta
 from levcustom.datasets.manifest import load_line_hashes, load_manifest
 from levcustom.datasets.sources import SourceInfo, source_info, source_keys
+from levcustom.deploy import online
 from levcustom.errors import Issue, LevcustomError, SpecError
 from levcustom.plan import fingerprint as fp
 from levcustom.plan.diff import DesiredModel, build_plan
@@ -60,8 +61,9 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
         body = ls.model.spec
         before = len(issues)
         sources = _source_infos(ws, ls, stat, issues)
-        suites = _infos(ws, ls, stat, [(("spec", "evals", "suites", i, "path"), s.path)
-                                       for i, s in enumerate(body.evals.suites)], issues)
+        suites = _infos(ws, ls, stat, [(("spec", "evals", "suites", i, key), path)
+                                       for i, s in enumerate(body.evals.suites)
+                                       for key, path in (("path", s.path), ("schema", s.schema_path)) if path], issues)
         if len(issues) > before:
             continue
         cfg = configs[ls.name]
@@ -69,7 +71,8 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
         provider = get_provider(ls.model.spec.provider, ws)
         t_in = fp.train_inputs(ls.model, provider.name, provider.result_config(cfg), fp.fingerprint(d_in))
         e_in = fp.eval_inputs(ls.model, cfg, fp.fingerprint(t_in), suites)
-        p_in = fp.deploy_inputs(ls.model, fp.fingerprint(e_in))
+        ab = ab_phase(ws, ls, lock.models.get(ls.name), fp.fingerprint(e_in))
+        p_in = fp.deploy_inputs(ls.model, fp.fingerprint(e_in), ab.phase if ab else None)
         deltas = _source_deltas(ws, lock.models.get(ls.name), sources)
         out.append(DesiredModel(ls.name, ls.file, {"dataset": d_in, "train": t_in, "eval": e_in, "deploy": p_in},
                                 deltas))
@@ -89,6 +92,14 @@ def _source_infos(ws: Workspace, ls: LoadedSpec, stat: StatCache, issues: list[I
         except LevcustomError as exc:
             issues.append(ls.doc.issue(("spec", "dataset", "sources", i, field), str(exc)))
     return found
+
+
+def ab_phase(ws: Workspace, ls: LoadedSpec, state: ModelState | None, eval_fp: str) -> online.Decision | None:
+    """The online A/B phase of the model's deployment; reads recorded outcomes only while a split runs."""
+    deployed = state.deploy if state else None
+    live = deployed is not None and deployed.phase == online.SPLIT
+    outcomes = online.read(online.outcomes_path(ws.work, ls.name)) if live else []
+    return online.phase(ls.model.spec.deploy.traffic, deployed, eval_fp, outcomes)
 
 
 def _infos(ws: Workspace, ls: LoadedSpec, stat: StatCache, paths, issues: list[Issue]) -> dict[str, FileInfo]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.sources import SourceInfo
-from levcustom.spec.schema import EXAMPLE_KIND, ModelSpec
+from levcustom.spec.schema import EXAMPLE_KIND, ModelSpec, Suite
 from levcustom.state.statcache import FileInfo
 
 # Bump when a stage's meaning changes (e.g. a new dataset format) to rebuild everything once.
@@ -59,14 +59,30 @@ def eval_inputs(spec: ModelSpec, cfg: ResolvedConfig, train_fp: str, suites: dic
         "recipe": EVAL_RECIPE,
         "train": train_fp,
         "generation": cfg.eval.model_dump(),
-        "suites": [{**s.model_dump(), "sha256": suites[s.path].sha256} for s in ev.suites],
-        "gates": [g.model_dump() for g in ev.gates],
+        "suites": [_suite_inputs(s, suites) for s in ev.suites],
+        "gates": [g.model_dump(exclude={"confidence"} if g.confidence is None else set()) for g in ev.gates],
     }
 
 
-def deploy_inputs(spec: ModelSpec, eval_fp: str) -> dict[str, Any]:
+def _suite_inputs(suite: Suite, files: dict[str, FileInfo]) -> dict[str, Any]:
+    """A suite's settings and the content hashes of its files (a held-out split is covered by the
+    dataset fingerprint upstream)."""
+    out = suite.model_dump(exclude_none=True, by_alias=True)
+    if suite.path is not None:
+        out["sha256"] = files[suite.path].sha256
+    if suite.schema_path is not None:
+        out["schema_sha256"] = files[suite.schema_path].sha256
+    return out
+
+
+def deploy_inputs(spec: ModelSpec, eval_fp: str, online: str | None = None) -> dict[str, Any]:
+    """``online`` is the A/B phase (see ``deploy.online``); keys appear only with a traffic split, so
+    fingerprints of deployments without one do not change."""
     dep = spec.spec.deploy
-    return {"eval": eval_fp, "agents": sorted(dep.agents), "tasks": sorted(dep.tasks)}
+    out: dict[str, Any] = {"eval": eval_fp, "agents": sorted(dep.agents), "tasks": sorted(dep.tasks)}
+    if dep.traffic is not None:
+        out.update(traffic=dep.traffic.model_dump(), online=online)
+    return out
 
 
 UPSTREAM_KEYS = {"train": "dataset", "eval": "train", "deploy": "eval"}

@@ -233,6 +233,16 @@ def _gate_issues(doc: Document, model: ModelSpec) -> list[Issue]:
             choices = ", ".join(sorted(known)) or "none: declare evals.suites first"
             out.append(doc.issue(("spec", "evals", "gates", i, "metric"),
                                  f"unknown metric {gate.metric!r}{hint}; expected one of: {choices}"))
+    pairwise = {f"{s.name}.judge" for s in model.spec.evals.suites if s.judge and s.judge.mode == "pairwise"}
+    for i, gate in enumerate(model.spec.evals.gates):
+        if gate.metric in pairwise and gate.min_delta_vs is not None:
+            out.append(doc.issue(("spec", "evals", "gates", i, "min_delta_vs"),
+                                 f"{gate.metric} is a pairwise judge: it already scores the tuned model against "
+                                 "its reference (win rate), so bound it with min (e.g. min: 0.5)"))
+    for i, suite in enumerate(model.spec.evals.suites):
+        if suite.split == "validation" and model.spec.dataset.split.validation == 0:
+            out.append(doc.issue(("spec", "evals", "suites", i, "split"),
+                                 "the dataset holds nothing out (dataset.split.validation is 0)"))
     names = [s.name for s in model.spec.evals.suites]
     for i, name in enumerate(names):
         if name in names[:i]:

@@ -16,7 +16,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 SUITE_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
-Metric = Literal["exact_match", "contains", "json_valid"]
+Metric = Literal["exact_match", "contains", "regex", "json_valid", "json_schema", "tool_call_match", "rouge_l", "chrf",
+                 "latency", "judge"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 
 
@@ -197,20 +198,57 @@ class DatasetSpec(Strict):
     split: Split = Field(default_factory=Split)
 
 
+class JudgeSpec(Strict):
+    """An LLM judge (``metric: judge``). Credentials come from the SDK's environment variables
+    (ANTHROPIC_API_KEY / OPENAI_API_KEY, and *_BASE_URL), never from the spec."""
+
+    provider: Literal["anthropic", "openai"] = Field("anthropic", description="Which SDK calls the judge.")
+    model: str = Field(min_length=1, description="Judge model id, e.g. claude-sonnet-4-5 or gpt-4.1.")
+    rubric: str = Field(min_length=1, description="What a good answer is; the judge grades against it.")
+    mode: Literal["pointwise", "pairwise"] = Field(
+        "pointwise", description="pointwise: score 1..scale per answer; pairwise: prefer the tuned answer or "
+                                 "the reference model's (order randomized), scored 1 win / 0.5 tie / 0 loss.")
+    scale: int = Field(5, ge=2, le=10, description="pointwise: best score (normalized to 0..1).")
+    vs: Literal["base", "deployed"] = Field("base", description="pairwise: the model the tuned one is compared "
+                                                                "with (deployed falls back to base).")
+    max_tokens: int = Field(400, ge=16, le=8192)
+    concurrency: int = Field(8, ge=1, le=64, description="Judge requests in flight at once.")
+    requests_per_minute: int = Field(600, ge=1, description="Rate limit of judge requests.")
+
+
 class Suite(Strict):
     name: str = Field(pattern=SUITE_PATTERN)
-    path: str = Field(description="JSONL rows: {messages | prompt, expected, tags?}.")
+    path: str | None = Field(None, description="JSONL rows: {messages | prompt, expected, tags?}.")
+    split: Literal["validation"] | None = Field(
+        None, description="Instead of a path: the held-out split of this model's dataset "
+                          "(prompt = the conversation, expected = its last assistant answer).")
     metric: Metric
+    schema_path: str | None = Field(None, alias="schema",
+                                    description="json_schema: a JSON Schema file the output must validate against.")
+    judge: JudgeSpec | None = Field(None, description="metric: judge: the judge and its rubric.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Suite:
+        if (self.path is None) == (self.split is None):
+            raise ValueError("a suite needs exactly one of path, split")
+        if (self.metric == "json_schema") != (self.schema_path is not None):
+            raise ValueError("'schema' is required by metric json_schema and only allowed with it")
+        if (self.metric == "judge") != (self.judge is not None):
+            raise ValueError("'judge' is required by metric judge and only allowed with it")
+        return self
 
 
 class Gate(Strict):
-    """``min``/``max`` bound a score; ``min_delta_vs`` requires tuned - reference >= ``min_delta``."""
+    """``min``/``max`` bound a score; ``min_delta_vs`` requires tuned - reference >= ``min_delta`` on the
+    same cases. With ``confidence`` the bound applies to the confidence interval (bootstrap over cases),
+    not the point estimate: the lower CI bound must clear ``min``/``min_delta``, the upper one ``max``."""
 
     metric: str = Field(description="<suite>.<metric>, e.g. routing.exact_match")
     min: float | None = None
     max: float | None = None
     min_delta_vs: Literal["base", "deployed"] | None = None
     min_delta: float = 0.0
+    confidence: float | None = Field(None, gt=0.5, lt=1.0, description="e.g. 0.95: the CI bound must clear it.")
 
     @model_validator(mode="after")
     def _has_condition(self) -> Gate:
@@ -224,9 +262,21 @@ class EvalSpec(Strict):
     gates: list[Gate] = Field(default_factory=list)
 
 
+class TrafficSpec(Strict):
+    """Online A/B: a new version first serves ``candidate`` percent of requests; recorded outcomes
+    promote it (lower CI bound of success-rate difference >= min_delta) or roll it back (upper bound
+    below min_delta) on a later apply, once each arm has ``min_outcomes``."""
+
+    candidate: int = Field(ge=1, le=99, description="Percent of requests routed to the new version.")
+    min_outcomes: int = Field(100, ge=1, description="Outcomes each arm needs before a decision.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    min_delta: float = Field(0.0, ge=-1.0, le=1.0, description="Success rate the candidate must add (or may lose).")
+
+
 class DeploySpec(Strict):
     agents: list[str] = Field(default_factory=list, description="Leviathan agents that get this model.")
     tasks: list[str] = Field(default_factory=list, description="Task types routed to this model.")
+    traffic: TrafficSpec | None = Field(None, description="Online A/B split against the deployed version.")
 
 
 class ModelBody(Strict):

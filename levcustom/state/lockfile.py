@@ -64,10 +64,28 @@ class TrainState(StageState):
     cost_usd: float = 0.0
 
 
+class PairedResult(_Model):
+    """The tuned model minus a reference model on the same cases (per-case differences)."""
+
+    cases: int
+    delta: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    p_value: float | None = Field(None, description="McNemar's test, for pass/fail metrics.")
+    improved: int | None = Field(None, description="Cases the tuned model passes and the reference fails.")
+    regressed: int | None = Field(None, description="Cases the tuned model fails and the reference passes.")
+
+
 class MetricResult(_Model):
     tuned: float
     base: float | None = None
+    deployed: float | None = None
     cases: int
+    errors: int = Field(0, description="Cases that could not be scored (e.g. judge errors): never a pass.")
+    ci_low: float | None = None
+    ci_high: float | None = None
+    paired: dict[str, PairedResult] = Field(default_factory=dict, description="vs base / vs deployed.")
 
 
 class GateResult(_Model):
@@ -81,6 +99,16 @@ class EvalState(StageState):
     gates: list[GateResult]
     passed: bool
     run_dir: str
+    cases_sha256: str | None = Field(None, description="Hash of run_dir/cases.jsonl (per-case outputs and scores).")
+
+
+class PreviousDeployment(_Model):
+    """The version a candidate is A/B-tested against (it keeps the rest of the traffic)."""
+
+    fingerprint: str
+    provider: str
+    base_model: str
+    model_ref: str
 
 
 class DeployState(StageState):
@@ -90,6 +118,12 @@ class DeployState(StageState):
     base_model: str
     model_ref: str
     eval_results: dict[str, MetricResult] = Field(description="Scores of the deployed version, for A/B gates.")
+    eval_run: str | None = Field(None, description="Per-case results of the deployed version (run folder).")
+    cases_sha256: str | None = None
+    traffic: int | None = Field(None, description="Online A/B: percent of requests for this version; the rest "
+                                                  "go to ``previous``. None: all of them.")
+    previous: PreviousDeployment | None = None
+    phase: str | None = Field(None, description="Online A/B: split, promoted or rolled-back.")
 
 
 class Intent(_Model):

@@ -31,7 +31,8 @@ def render_state(lock: Lock, only: str | None = None) -> str:
             lines.append(f"  eval     {e.fingerprint[:12]}  {verdict}")
             for metric, r in e.results.items():
                 base = f"  (base {r.base:.3f})" if r.base is not None else ""
-                lines.append(f"             {metric}: {r.tuned:.3f}{base} over {r.cases} cases")
+                ci = f" [95% CI {r.ci_low:.3f}..{r.ci_high:.3f}]" if r.ci_low is not None else ""
+                lines.append(f"             {metric}: {r.tuned:.3f}{ci}{base} over {r.cases} cases")
             for g in e.gates:
                 lines.append(f"             {'✓' if g.passed else '✗'} {escape(g.detail)}")
         if m.deploy:

@@ -80,14 +80,14 @@ def test_dpo_end_to_end(repo, fake):
 
 
 def test_changed_data_retrains_and_identical_data_is_uploaded_once(repo, fake):
-    add_openai_spec(repo, "ft-two")  # same data as ft-one: one upload serves both jobs
+    add_openai_spec(repo, "ft-two")  # same data and settings as ft-one: one upload, one job serve both
     repo.run("apply", "--auto-approve")
-    assert uploads(fake) == 1 and jobs_created(fake) == 2
+    assert uploads(fake) == 1 and jobs_created(fake) == 1
     write_jsonl(repo.root / "data" / "train.jsonl", chat_rows(n=20))
     plan = repo.run("plan").stdout
     assert "source data/train.jsonl changed: +4 / -0 records" in plan
     repo.run("apply", "--auto-approve")
-    assert uploads(fake) == 2 and jobs_created(fake) == 4
+    assert uploads(fake) == 2 and jobs_created(fake) == 2
 
 
 def test_faults_are_retried_and_converge(repo, fake):
@@ -179,7 +179,9 @@ def test_drift_deleted_model_and_cancelled_job_plan_replacement(repo, fake):
 
 
 def test_destroy_keeps_model_unless_purged(repo, fake):
-    add_openai_spec(repo, "ft-two")
+    write_jsonl(repo.root / "data" / "other.jsonl", chat_rows(answer="fine", n=12))
+    add_openai_spec(repo, "ft-two", data="data/other.jsonl")
+    add_openai_spec(repo, "ft-three", data="data/other.jsonl")  # identical training: shares ft-two's model
     repo.run("apply", "--auto-approve")
     kept = repo.lock()["models"]["ft-one"]["train"]["model_ref"]
     purged = repo.lock()["models"]["ft-two"]["train"]["model_ref"]
@@ -187,6 +189,10 @@ def test_destroy_keeps_model_unless_purged(repo, fake):
     repo.run("apply", "--auto-approve")
     assert kept in fake.models and "ft-one" not in repo.lock()["models"]
     (repo.root / "specs" / "ft-two.yaml").unlink()
+    out = repo.run("apply", "--auto-approve", "--purge").stdout
+    assert f"kept {purged}: still used by ft-three" in " ".join(out.split())
+    assert purged in fake.models  # ft-three still serves it
+    (repo.root / "specs" / "ft-three.yaml").unlink()
     repo.run("apply", "--auto-approve", "--purge")
     assert purged not in fake.models and kept in fake.models
 

@@ -161,3 +161,47 @@ def test_for_each_errors(tmp_path):
     assert "expected a glob relative to the repository root" in out[0]
     out = errors(tmp_path, VALID.replace("name: reviewer", "name: r-${each.key}"))
     assert out[0] == "s.yaml:4:3: metadata.name: '${each.key}' needs a 'for_each' at the top of the document"
+
+
+def test_eval_suite_and_gate_rules(tmp_path):
+    from conftest import dedent
+    from levcustom.errors import SpecError
+    from levcustom.spec.loader import load_specs
+
+    spec = tmp_path / "m.yaml"
+    spec.write_text(dedent("""
+        apiVersion: levcustom/v1
+        kind: Model
+        metadata: {name: m}
+        spec:
+          base_model: b
+          dataset:
+            sources: [{type: jsonl, path: d.jsonl}]
+            split: {validation: 0}
+          evals:
+            suites:
+              - {name: a, path: a.jsonl, split: validation, metric: contains}
+              - {name: s, path: a.jsonl, metric: json_schema}
+              - {name: h, split: validation, metric: exact_match}
+              - {name: j, path: a.jsonl, metric: judge, judge: {model: claude-x, rubric: r, mode: pairwise}}
+            gates:
+              - {metric: j.judge, min_delta_vs: base}
+              - {metric: h.exact_match, min: 0.5, confidence: 1.5}
+              - {metric: h.exactmatch, min: 0.5}
+    """))
+    with pytest.raises(SpecError) as err:
+        load_specs([spec], tmp_path)
+    text = str(err.value)
+    assert "m.yaml:11:" in text and "a suite needs exactly one of path, split" in text
+    assert "'schema' is required by metric json_schema" in text
+    assert "spec.evals.gates[1].confidence" in text
+    first = "      - {name: a, path: a.jsonl, split: validation, metric: contains}\n"
+    spec.write_text(spec.read_text().replace(first, "")
+                    .replace("      - {name: s, path: a.jsonl, metric: json_schema}\n", "")
+                    .replace("confidence: 1.5", "confidence: 0.9"))
+    with pytest.raises(SpecError) as err:
+        load_specs([spec], tmp_path)
+    text = str(err.value)
+    assert "spec.evals.gates[0].min_delta_vs: j.judge is a pairwise judge" in text
+    assert "spec.evals.suites[0].split: the dataset holds nothing out" in text
+    assert "unknown metric 'h.exactmatch' (did you mean 'h.exact_match'?)" in text
