@@ -85,7 +85,7 @@ def test_changed_data_retrains_and_identical_data_is_uploaded_once(repo, fake):
     assert uploads(fake) == 1 and jobs_created(fake) == 1
     write_jsonl(repo.root / "data" / "train.jsonl", chat_rows(n=20))
     plan = repo.run("plan").stdout
-    assert "source data/train.jsonl changed: +4 / -0 records" in plan
+    assert "source jsonl:data/train.jsonl changed: +4 / -0 records" in plan
     repo.run("apply", "--auto-approve")
     assert uploads(fake) == 2 and jobs_created(fake) == 2
 
