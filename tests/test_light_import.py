@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "transformers", "trl", "peft", "openai", "anthropic", "bitsandbytes", "datasets")
+HEAVY = ("torch", "transformers", "trl", "peft", "openai", "anthropic", "bitsandbytes", "datasets", "boto3", "botocore")
 
 
 def test_cli_import_and_plan_load_no_heavy_modules(repo):

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from levcustom.apply.progress import Reporter
 from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.build import build_dataset
+from levcustom.datasets.cai import build_cai_dataset
 from levcustom.deploy import online
 from levcustom.errors import GateFailedError, LevcustomError, ProviderError
 from levcustom.evals.runner import Generation, evaluate, load_suites
 from levcustom.plan.desired import Context, ab_phase
 from levcustom.plan.model import StageChange
 from levcustom.providers import get_provider
-from levcustom.providers.base import JobStatus, ModelRef, Provider, TrainRequest, Upload
+from levcustom.providers.base import JobStatus, ModelRef, Provider, Serving, TrainRequest, Upload
 from levcustom.spec.loader import LoadedSpec
 from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.atomic import atomic_write_text
@@ -60,8 +61,16 @@ def _model(lock: Lock, name: str) -> ModelState:
 
 
 def run_dataset(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:
-    provider = get_provider(ls.model.spec.provider, sc.ws)
-    built = build_dataset(sc.ws, ls.model.spec.dataset, provider.min_examples(cfg), EXAMPLE_KIND[ls.model.spec.method])
+    body = ls.model.spec
+    provider = get_provider(body.provider, sc.ws)
+    note = ""
+    if body.cai:
+        def progress(done: int, total: int) -> None:
+            sc.reporter.job_status(ls.name, JobStatus("running", f"constitutional AI: {done}/{total} prompts",
+                                                      done / total))
+        built, note = build_cai_dataset(sc.ws, body, cfg, provider.min_examples(cfg), progress)
+    else:
+        built = build_dataset(sc.ws, body.dataset, provider.min_examples(cfg), EXAMPLE_KIND[body.method])
     sources = [SourceRecord(path=s["key"], sha256=s["sha256"], records=s["records"])
                for s in change.inputs["sources"]]
     state = DatasetState(fingerprint=change.fingerprint, inputs=change.inputs, artifact=sc.ws.rel(built.artifact),
@@ -72,8 +81,10 @@ def run_dataset(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: S
         sc.store.model(ls.name, ls.file)(lock).dataset = state
 
     sc.store.update(write)
-    return (f"{built.train_rows} train / {built.validation_rows} validation / {built.rows['eval']} eval examples "
-            f"({built.work.read} source rows read, {built.work.reused} reused from the cache)")
+    base = f"{built.train_rows} train / {built.validation_rows} validation / {built.rows['eval']} eval examples"
+    if note:
+        return f"{base}; {note}"
+    return f"{base} ({built.work.read} source rows read, {built.work.reused} reused from the cache)"
 
 
 def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:
@@ -82,7 +93,7 @@ def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Sta
     dataset = _model(sc.store.lock, ls.name).dataset
     known = {u.sha256: u.file_id for u in sc.store.lock.uploads.values() if u.provider == provider.name}
     key = _job_key(_model(sc.store.lock, ls.name), change.fingerprint)
-    request = TrainRequest(model=ls.name, key=key, base_model=body.base_model, method=body.method,
+    request = TrainRequest(model=ls.name, key=key, base_model=body.base_model, method=body.train_method,
                            dataset_dir=sc.ws.root / dataset.artifact, config=cfg,
                            work_dir=sc.ws.runs / "train" / change.fingerprint, known_uploads=known)
 
@@ -202,6 +213,8 @@ def _cached_generate(sc: StageContext, model: str, provider: Provider, cfg: Reso
     if path.is_file():
         cached = json.loads(path.read_text())
         return Generation(cached["outputs"], cached["seconds"])
+    if not prompts:  # no suites: nothing to ask (a hosted model may not even be servable yet)
+        return Generation([], 0.0)
     which = "tuned" if ref.ref else "base"
     sc.reporter.job_status(model, JobStatus("running", f"generating {len(prompts)} answers ({which} model)"))
     start = time.perf_counter()
@@ -220,10 +233,13 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
         raise GateFailedError(f"{ls.name}: not deployed, eval gate failed: {failed}{kept}")
     dep = ls.model.spec.deploy
     ab = ab_phase(sc.ws, ls, m, change.inputs["eval"])
+    provider = get_provider(m.train.provider, sc.ws)
+    endpoint = provider.serve(m.train, cfg) if isinstance(provider, Serving) else None
+    replaced = m.deploy.endpoint if m.deploy and m.deploy.endpoint != endpoint else None
     state = DeployState(fingerprint=change.fingerprint, inputs=change.inputs, agents=sorted(dep.agents),
                         tasks=sorted(dep.tasks), provider=m.train.provider, base_model=ls.model.spec.base_model,
-                        model_ref=m.train.model_ref, eval_results=m.eval.results, eval_run=m.eval.run_dir,
-                        cases_sha256=m.eval.cases_sha256, phase=ab.phase if ab else None)
+                        model_ref=endpoint or m.train.model_ref, eval_results=m.eval.results, eval_run=m.eval.run_dir,
+                        cases_sha256=m.eval.cases_sha256, phase=ab.phase if ab else None, endpoint=endpoint)
     if ab is not None and ab.phase == online.SPLIT and m.deploy is not None:
         incumbent = online.stable(m.deploy) if m.deploy.inputs.get("eval") != change.inputs["eval"] \
             else m.deploy.previous
@@ -235,13 +251,20 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
         _model(lock, ls.name).deploy = state
 
     sc.store.update(write)
-    where = f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]"
+    if replaced:  # only once agents point at the new endpoint: the old one stops billing
+        provider.unserve(replaced, cfg)
+    served = f" through {endpoint}" if endpoint else ""
+    where = f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]{served}"
     return f"{where}; online A/B {ab.phase}: {ab.reason}" if ab else where
 
 
 def run_destroy(sc: StageContext, ctx: Context, model: str, change: StageChange) -> str:
     m = _model(sc.store.lock, model)
     note = "removed from the lockfile"
+    if change.stage == "deploy" and m.deploy and m.deploy.endpoint:  # a paid endpoint goes with its deployment
+        get_provider(m.deploy.provider, sc.ws).unserve(m.deploy.endpoint,
+                                                       ctx.config_for(model, m.deploy.provider))
+        note = f"deleted {m.deploy.endpoint}"
     artifact = {"train": m.train.model_ref if m.train else None,
                 "dataset": m.dataset.artifact if m.dataset else None}.get(change.stage)
     if sc.purge and artifact:

@@ -63,6 +63,7 @@ class ResolvedConfig(_Strict):
     """The composed config for one model. ``provider`` is validated by the provider itself."""
 
     provider: dict[str, Any]
+    cai: dict[str, Any] = Field(default_factory=dict, description="Validated by levcustom.cai.settings.")
     hardware: HardwareConfig
     training: TrainingConfig
     eval: EvalConfig

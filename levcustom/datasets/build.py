@@ -265,7 +265,7 @@ def build_dataset(ws: Workspace, spec: DatasetSpec, min_examples: int, kind: Kin
     train = len(curated.sides["train"])
     if train < min_examples:
         raise LevcustomError(f"dataset has {train} training examples; the provider needs at least {min_examples}")
-    return _store(ws, curated)
+    return store_dataset(ws, curated)
 
 
 def curate_dataset(ws: Workspace, spec: DatasetSpec, kind: Kind) -> Curated:
@@ -332,7 +332,8 @@ def _source_manifest(r: SourceResult) -> dict:
             "scrubbed": dict(s.scrubbed), "issues": [str(i) for i in s.issues[:10]]}
 
 
-def _store(ws: Workspace, curated: Curated) -> BuiltDataset:
+def store_dataset(ws: Workspace, curated: Curated) -> BuiltDataset:
+    """Write a curated dataset to the content-addressed store (a no-op when the same content is there)."""
     rows, sides, manifest, lines = curated.rows, curated.sides, curated.manifest, curated.lines
     root = ws.store / "datasets"
     root.mkdir(parents=True, exist_ok=True)

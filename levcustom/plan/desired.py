@@ -12,6 +12,7 @@ from pathlib import Path
 
 from levcustom.config.compose import ConfigResolver
 from levcustom.config.models import ResolvedConfig
+from levcustom.datasets.cai import cai_inputs, inspect_cai
 from levcustom.datasets.diff import file_line_hashes, record_delta
 from levcustom.datasets.manifest import load_line_hashes, load_manifest
 from levcustom.datasets.sources import SourceInfo, source_info, source_keys
@@ -21,6 +22,7 @@ from levcustom.plan import fingerprint as fp
 from levcustom.plan.diff import DesiredModel, build_plan
 from levcustom.plan.model import Action, Estimate, Plan
 from levcustom.providers import get_provider
+from levcustom.providers.base import Serving
 from levcustom.spec.loader import LoadedSpec, load_specs
 from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.jsoncache import JsonCache
@@ -61,6 +63,8 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
         body = ls.model.spec
         before = len(issues)
         sources = _source_infos(ws, ls, stat, issues)
+        constitution = _infos(ws, ls, stat, [(("spec", "cai", "constitution"), body.cai.constitution)]
+                              if body.cai else [], issues)
         suites = _infos(ws, ls, stat, [(("spec", "evals", "suites", i, key), path)
                                        for i, s in enumerate(body.evals.suites)
                                        for key, path in (("path", s.path), ("schema", s.schema_path)) if path], issues)
@@ -68,11 +72,14 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
             continue
         cfg = configs[ls.name]
         d_in = fp.dataset_inputs(ls.model, sources)
+        if body.cai:
+            d_in["cai"] = cai_inputs(body, cfg, constitution[body.cai.constitution].sha256)
         provider = get_provider(ls.model.spec.provider, ws)
         t_in = fp.train_inputs(ls.model, provider.name, provider.result_config(cfg), fp.fingerprint(d_in))
         e_in = fp.eval_inputs(ls.model, cfg, fp.fingerprint(t_in), suites)
         ab = ab_phase(ws, ls, lock.models.get(ls.name), fp.fingerprint(e_in))
-        p_in = fp.deploy_inputs(ls.model, fp.fingerprint(e_in), ab.phase if ab else None)
+        serving = provider.serving_config(cfg) if isinstance(provider, Serving) else None
+        p_in = fp.deploy_inputs(ls.model, fp.fingerprint(e_in), ab.phase if ab else None, serving)
         deltas = _source_deltas(ws, lock.models.get(ls.name), sources)
         out.append(DesiredModel(ls.name, ls.file, {"dataset": d_in, "train": t_in, "eval": e_in, "deploy": p_in},
                                 deltas))
@@ -147,17 +154,28 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
     estimates: list[Estimate] = []
     issues: list[Issue] = []
     for change in plan.pending:
-        if change.stage != "train" or change.action not in (Action.CREATE, Action.REPLACE):
+        if change.action is Action.DESTROY:
             continue
         ls, cfg = specs[change.model], configs[change.model]
         body = ls.model.spec
         provider = get_provider(body.provider, ws)
-        issues += [ls.doc.issue(p.key_path, p.message) for p in provider.check(body.method, body.base_model, cfg)]
+        if change.stage == "deploy" and isinstance(provider, Serving):
+            hourly = provider.serving_estimate(body.base_model, cfg)
+            if hourly is not None:
+                estimates.append(Estimate(model=change.model, tokens=0, hours=hourly.hours, usd=hourly.usd,
+                                          note=hourly.note))
+        if change.stage != "train" or change.action not in (Action.CREATE, Action.REPLACE):
+            continue
+        issues += [ls.doc.issue(p.key_path, p.message)
+                   for p in provider.check(body.train_method, body.base_model, cfg)]
         key = fp.fingerprint({"provider": provider.name, "train": change.inputs, "config": cfg.provider})
         report = cache.get(key)
         if report is None:
-            report = _inspect(ws, ls, cfg, provider)
+            report = (inspect_cai if body.cai else _inspect)(ws, ls, cfg, provider)
             cache.put(key, report)
+        if "generation" in report:
+            g = report["generation"]
+            estimates.append(Estimate(model=change.model, tokens=g["tokens"], hours=0.0, usd=g["usd"], note=g["note"]))
         issues += [Issue(**i) for i in report["issues"]]
         if report["examples"] is None:  # the dataset cannot be built: its issues say why
             continue
@@ -176,13 +194,13 @@ def _inspect(ws: Workspace, ls: LoadedSpec, cfg: ResolvedConfig, provider) -> di
 
     body = ls.model.spec
     try:
-        curated = curate_dataset(ws, body.dataset, EXAMPLE_KIND[body.method])
+        curated = curate_dataset(ws, body.dataset, EXAMPLE_KIND[body.train_method])
     except InvalidRowsError as exc:  # each malformed row, located in its file
         return {"examples": None, "tokens": 0, "note": "", "issues": [i.__dict__ for i in exc.issues]}
     except LevcustomError as exc:
         return {"examples": None, "tokens": 0, "note": "", "issues": [ls.doc.issue(("spec", "dataset"),
                                                                                    str(exc)).__dict__]}
-    report = provider.inspect(curated.examples("train"), body.method, body.base_model, cfg)
+    report = provider.inspect(curated.examples("train"), body.train_method, body.base_model, cfg)
     return {"examples": report.examples, "tokens": report.tokens, "note": report.note,
             "issues": [i.__dict__ for i in report.issues]}
 

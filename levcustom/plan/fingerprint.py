@@ -33,7 +33,7 @@ def dataset_inputs(spec: ModelSpec, sources: list[SourceInfo]) -> dict[str, Any]
     ds = spec.spec.dataset
     return {
         "format": DATASET_FORMAT,
-        "kind": EXAMPLE_KIND[spec.spec.method],
+        "kind": EXAMPLE_KIND[spec.spec.train_method],
         "sources": [{**src.model_dump(mode="json"), **info.fingerprint_inputs()}
                     for src, info in zip(ds.sources, sources, strict=True)],
         "curation": ds.curation.model_dump(mode="json"),
@@ -75,13 +75,17 @@ def _suite_inputs(suite: Suite, files: dict[str, FileInfo]) -> dict[str, Any]:
     return out
 
 
-def deploy_inputs(spec: ModelSpec, eval_fp: str, online: str | None = None) -> dict[str, Any]:
-    """``online`` is the A/B phase (see ``deploy.online``); keys appear only with a traffic split, so
-    fingerprints of deployments without one do not change."""
+def deploy_inputs(spec: ModelSpec, eval_fp: str, online: str | None = None,
+                  serving: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``online`` is the A/B phase (see ``deploy.online``); ``serving`` a paid endpoint's settings
+    (``providers.base.Serving``). Both keys appear only when used, so other deployments keep
+    their fingerprints."""
     dep = spec.spec.deploy
     out: dict[str, Any] = {"eval": eval_fp, "agents": sorted(dep.agents), "tasks": sorted(dep.tasks)}
     if dep.traffic is not None:
         out.update(traffic=dep.traffic.model_dump(), online=online)
+    if serving:
+        out["serving"] = serving
     return out
 
 

@@ -12,6 +12,7 @@ from levcustom.workspace import Workspace
 
 # Adding a provider: one module implementing ``Provider`` and one line here.
 _REGISTRY = {
+    "anthropic": "levcustom.providers.anthropic:AnthropicProvider",
     "local": "levcustom.providers.local.provider:LocalProvider",
     "openai": "levcustom.providers.openai:OpenAIProvider",
 }

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.jsonl import Example
@@ -150,3 +150,23 @@ class Provider(Protocol):
     def generate(self, models: list[ModelRef], prompts: list[list[dict[str, str]]],
                  config: ResolvedConfig) -> list[list[str]]:
         """Greedy answers of each model to each prompt (one list per model)."""
+
+
+@runtime_checkable
+class Serving(Protocol):
+    """Optional capability: a provider whose tuned models serve only through an endpoint that costs
+    money while it exists (Bedrock provisioned throughput). The deploy stage creates it, destroy and
+    redeploys delete it; without the user's opt-in nothing is provisioned."""
+
+    def serving_config(self, config: ResolvedConfig) -> dict[str, Any]:
+        """The endpoint settings, fingerprinted into the deploy stage ({} when nothing is provisioned)."""
+
+    def serving_estimate(self, base_model: str, config: ResolvedConfig) -> CostEstimate | None:
+        """Offline: what the endpoint costs per hour, for the plan (None when nothing is provisioned)."""
+
+    def serve(self, train: TrainState, config: ResolvedConfig) -> str | None:
+        """Create (or find, idempotently) the endpoint serving a trained model and wait until it serves;
+        its id, or None when the user did not opt in."""
+
+    def unserve(self, endpoint: str, config: ResolvedConfig) -> None:
+        """Delete an endpoint (already gone is fine)."""

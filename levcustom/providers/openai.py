@@ -13,7 +13,6 @@ never printed, logged or stored.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -24,8 +23,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from levcustom.config.models import ResolvedConfig
-from levcustom.datasets.jsonl import ChatExample, Example, load_examples, message_lists
-from levcustom.errors import Issue, LevcustomError, ProviderError
+from levcustom.datasets.jsonl import ChatExample, Example, message_lists
+from levcustom.errors import Issue, ProviderError
 from levcustom.providers.base import (
     ConfigProblem,
     CostEstimate,
@@ -36,6 +35,7 @@ from levcustom.providers.base import (
     TrainResult,
     Upload,
 )
+from levcustom.providers.hosted import range_problems, training_file, validated_settings
 from levcustom.state.keyedlock import keyed_lock
 from levcustom.state.lockfile import TrainState
 from levcustom.workspace import Workspace
@@ -127,10 +127,7 @@ class OpenAIProvider:
     # -- offline (plan) --------------------------------------------------------------------
 
     def settings(self, config: ResolvedConfig) -> OpenAISettings:
-        try:
-            return OpenAISettings.model_validate(config.provider)
-        except Exception as exc:  # pydantic's message names the key
-            raise LevcustomError(f"conf/provider/openai.yaml: {exc}") from None
+        return validated_settings(OpenAISettings, config.provider, "conf/provider/openai.yaml")
 
     def min_examples(self, config: ResolvedConfig) -> int:
         return self.settings(config).min_examples
@@ -150,12 +147,9 @@ class OpenAIProvider:
                                           f"{base_model!r} is not a fine-tunable OpenAI model in conf/provider/"
                                           f"openai.yaml (known: {known})"))
         t = config.training
-        for key, value in (("epochs", t.epochs), ("batch_size", t.batch_size),
-                           ("learning_rate_multiplier", t.learning_rate_multiplier), ("beta", t.beta)):
-            lo, hi = s.hyperparameter_ranges.get(key, (float("-inf"), float("inf")))
-            if value != "auto" and not lo <= float(value) <= hi:
-                problems.append(ConfigProblem(("spec", "training", key),
-                                              f"{value:g} is outside OpenAI's range [{lo:g}, {hi:g}]"))
+        problems += range_problems((("epochs", t.epochs), ("batch_size", t.batch_size),
+                                    ("learning_rate_multiplier", t.learning_rate_multiplier), ("beta", t.beta)),
+                                   s.hyperparameter_ranges, "OpenAI")
         if method == "sft" and t.beta != "auto":
             problems.append(ConfigProblem(("spec", "training", "beta"), "beta applies to method dpo only"))
         if t.epochs != "auto" and float(t.epochs) != int(t.epochs):
@@ -249,8 +243,7 @@ class OpenAIProvider:
             return existing.id
         files = {}
         for split in ("train", "validation"):
-            data = b"".join(json.dumps(format_row(row, request.method), ensure_ascii=False).encode() + b"\n"
-                            for row in load_examples(request.dataset_dir / f"{split}.jsonl"))
+            data = training_file(request.dataset_dir, split, lambda row: format_row(row, request.method))
             if data:
                 files[split] = self._upload(client, data, request.known_uploads, record_upload)
         t = request.config.training

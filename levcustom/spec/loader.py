@@ -204,11 +204,14 @@ def _unsafe_values(doc: Document, value: object, path: Path_) -> list[Issue]:
 def _dataset_issues(doc: Document, model: ModelSpec) -> list[Issue]:
     """Sources must yield what the method trains on; a persona renders at least one other source."""
     body = model.spec
-    kind = EXAMPLE_KIND[body.method]
+    kind = EXAMPLE_KIND[body.train_method]
     out = []
     personas = []
     for i, src in enumerate(body.dataset.sources):
-        if kind not in SOURCE_KINDS[src.type]:
+        if body.cai and src.type != "jsonl":
+            out.append(doc.issue(("spec", "dataset", "sources", i, "type"),
+                                 "method cai reads its prompts from jsonl sources"))
+        elif not body.cai and kind not in SOURCE_KINDS[src.type]:
             hint = " (use type: preferences, derive: ratings)" if src.type == "interactions" else ""
             out.append(doc.issue(("spec", "dataset", "sources", i, "type"),
                                  f"{src.type} sources yield {' or '.join(SOURCE_KINDS[src.type])} examples; "

@@ -279,16 +279,39 @@ class DeploySpec(Strict):
     traffic: TrafficSpec | None = Field(None, description="Online A/B split against the deployed version.")
 
 
+class CaiSpec(Strict):
+    """``method: cai``: the dataset's rows are prompts (red-team or task); Claude critiques and revises
+    sampled answers against the constitution (-> sft) or labels the better of two (-> dpo)."""
+
+    constitution: str = Field(description="YAML file of principles: {name, critique, revision, preference?}.")
+    train: Literal["sft", "dpo"] = Field("dpo", description="sft: final revisions; dpo: AI-labeled preference pairs.")
+    rounds: int = Field(1, ge=1, le=4, description="Critique-revision rounds per prompt (sft).")
+    seed: int = Field(0, description="Chooses the principle for each prompt and round.")
+
+
 class ModelBody(Strict):
     base_model: str = Field(description="HF id, local path, or provider model id.")
     provider: str = Field("local", description="Selects conf/provider/<name>.yaml.")
     hardware: str = Field("cpu", description="Selects conf/hardware/<name>.yaml (local provider).")
     overrides: list[str] = Field(default_factory=list, description="Hydra overrides, applied last.")
-    method: Literal["sft", "dpo"] = Field("sft", description="sft: chat rows; dpo: preference rows.")
+    method: Literal["sft", "dpo", "cai"] = Field("sft", description="sft: chat rows; dpo: preference rows; "
+                                                                    "cai: constitutional AI data from prompt rows.")
+    cai: CaiSpec | None = Field(None, description="method: cai: the constitution and what to train on.")
     dataset: DatasetSpec
     training: dict[str, Any] = Field(default_factory=dict, description="Overrides of the training config group.")
     evals: EvalSpec = Field(default_factory=EvalSpec)
     deploy: DeploySpec = Field(default_factory=DeploySpec)
+
+    @model_validator(mode="after")
+    def _cai_block(self) -> ModelBody:
+        if (self.method == "cai") != (self.cai is not None):
+            raise ValueError("'cai' is required by method cai and only allowed with it")
+        return self
+
+    @property
+    def train_method(self) -> str:
+        """What the provider trains: the method, or for cai the kind of data generated."""
+        return self.cai.train if self.cai else self.method
 
 
 class ModelSpec(Strict):

@@ -124,6 +124,8 @@ class DeployState(StageState):
                                                   "go to ``previous``. None: all of them.")
     previous: PreviousDeployment | None = None
     phase: str | None = Field(None, description="Online A/B: split, promoted or rolled-back.")
+    endpoint: str | None = Field(None, description="A paid endpoint this deployment created (e.g. Bedrock "
+                                                   "provisioned throughput): deleted when the deployment goes.")
 
 
 class Intent(_Model):

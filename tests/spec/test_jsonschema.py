@@ -11,7 +11,7 @@ def test_schema_has_spec_and_training_completion():
     body = schema["$defs"]["ModelBody"]["properties"]
     assert set(body["training"]["properties"]) >= {"epochs", "learning_rate", "lora"}
     assert "required" not in body["training"]
-    assert body["method"]["enum"] == ["sft", "dpo"]
+    assert body["method"]["enum"] == ["sft", "dpo", "cai"]
 
 
 def test_committed_schema_is_current():
