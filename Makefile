@@ -33,6 +33,8 @@ bench: setup
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/plan_vs_dvc.py
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/train_throughput.py --packing
+	$(PY) benchmarks/memory_estimate.py
 	$(PY) benchmarks/openai_concurrency.py
 	$(PY) benchmarks/crash_harness.py
 	$(PY) benchmarks/judge_throughput.py

@@ -232,6 +232,11 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
         kept = " (the previous deployment is kept)" if m.deploy else ""
         raise GateFailedError(f"{ls.name}: not deployed, eval gate failed: {failed}{kept}")
     dep = ls.model.spec.deploy
+    served = None
+    if m.train.provider == "local":  # model card with eval results; Ollama when deploy.target says so
+        from levcustom.deploy.local import deploy_local
+
+        served = deploy_local(sc.ws, ls.name, ls.model.spec, cfg, m)
     ab = ab_phase(sc.ws, ls, m, change.inputs["eval"])
     provider = get_provider(m.train.provider, sc.ws)
     endpoint = provider.serve(m.train, cfg) if isinstance(provider, Serving) else None
@@ -239,7 +244,8 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
     state = DeployState(fingerprint=change.fingerprint, inputs=change.inputs, agents=sorted(dep.agents),
                         tasks=sorted(dep.tasks), provider=m.train.provider, base_model=ls.model.spec.base_model,
                         model_ref=endpoint or m.train.model_ref, eval_results=m.eval.results, eval_run=m.eval.run_dir,
-                        cases_sha256=m.eval.cases_sha256, phase=ab.phase if ab else None, endpoint=endpoint)
+                        cases_sha256=m.eval.cases_sha256, phase=ab.phase if ab else None, endpoint=endpoint,
+                        ollama=served)
     if ab is not None and ab.phase == online.SPLIT and m.deploy is not None:
         incumbent = online.stable(m.deploy) if m.deploy.inputs.get("eval") != change.inputs["eval"] \
             else m.deploy.previous
@@ -253,14 +259,23 @@ def run_deploy(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: St
     sc.store.update(write)
     if replaced:  # only once agents point at the new endpoint: the old one stops billing
         provider.unserve(replaced, cfg)
-    served = f" through {endpoint}" if endpoint else ""
-    where = f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]{served}"
+    if m.deploy and m.deploy.ollama:  # likewise an Ollama model the new deployment no longer uses
+        from levcustom.deploy.local import retire_ollama
+
+        retire_ollama(m.deploy.ollama, served)
+    through = f" through {endpoint}" if endpoint else f"; served by Ollama as {served.model}" if served else ""
+    where = f"to agents [{', '.join(state.agents)}] tasks [{', '.join(state.tasks)}]{through}"
     return f"{where}; online A/B {ab.phase}: {ab.reason}" if ab else where
 
 
 def run_destroy(sc: StageContext, ctx: Context, model: str, change: StageChange) -> str:
     m = _model(sc.store.lock, model)
     note = "removed from the lockfile"
+    if change.stage == "deploy" and m.deploy and m.deploy.ollama:
+        from levcustom.deploy.ollama import undeploy
+
+        gone = undeploy(m.deploy.ollama)
+        note = f"deleted Ollama model {m.deploy.ollama.model}" + ("" if gone else " (it was already gone)")
     if change.stage == "deploy" and m.deploy and m.deploy.endpoint:  # a paid endpoint goes with its deployment
         get_provider(m.deploy.provider, sc.ws).unserve(m.deploy.endpoint,
                                                        ctx.config_for(model, m.deploy.provider))

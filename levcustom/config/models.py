@@ -38,11 +38,34 @@ class TrainingConfig(_Strict):
     learning_rate_multiplier: float | Auto = "auto"
     beta: float | Auto = Field("auto", description="DPO: strength of the preference penalty.")
     save_steps: int = Field(gt=0)
+    # Local training artifacts and continued training (defaults keep older fingerprints unchanged).
+    merge: bool = Field(False, description="Also save the base model with the adapter merged in.")
+    init_adapter: str | None = Field(None, description="Continue training this LoRA adapter folder "
+                                                        "(relative to the repository root).")
 
 
 class EvalConfig(_Strict):
     max_new_tokens: int = Field(gt=0)
     batch_size: int = Field(gt=0)
+
+
+class DistributedConfig(_Strict):
+    """Processes per training and how they share the model (accelerate's distributed types)."""
+
+    strategy: Literal["none", "ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = "none"
+    num_processes: int = Field(1, gt=0, description="One per GPU (or CPU process for ddp on CPU).")
+
+
+class SlurmConfig(_Strict):
+    """Where a ``launcher: slurm`` training runs (submitit's Slurm parameters)."""
+
+    partition: str | None = None
+    timeout_min: int = Field(240, gt=0)
+    nodes: int = Field(1, gt=0)
+    gpus_per_node: int = Field(0, ge=0)
+    cpus_per_task: int = Field(4, gt=0)
+    mem_gb: float | None = Field(None, gt=0)
+    account: str | None = None
 
 
 class HardwareConfig(_Strict):
@@ -57,6 +80,12 @@ class HardwareConfig(_Strict):
     gradient_checkpointing: bool
     memory_gb: float = Field(gt=0)
     tokens_per_second: float = Field(gt=0, description="Training throughput assumed by the plan's estimate.")
+    peak_tflops: float | None = Field(None, gt=0, description="Peak dense bf16 TFLOPS of one device (for MFU).")
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    launcher: Literal["process", "slurm", "submitit-local"] = Field(
+        "process", description="process: a child process here; slurm: a Slurm job (submitit); "
+                               "submitit-local: submitit's local executor (same path as slurm, on this machine).")
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
 
 class ResolvedConfig(_Strict):

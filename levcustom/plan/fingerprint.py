@@ -86,6 +86,9 @@ def deploy_inputs(spec: ModelSpec, eval_fp: str, online: str | None = None,
         out.update(traffic=dep.traffic.model_dump(), online=online)
     if serving:
         out["serving"] = serving
+    if dep.target != "registry":  # only then: registry deployments keep their fingerprints
+        out["target"] = dep.target
+        out[dep.target] = getattr(dep, dep.target).model_dump()
     return out
 
 

@@ -262,6 +262,21 @@ class EvalSpec(Strict):
     gates: list[Gate] = Field(default_factory=list)
 
 
+class OllamaTarget(Strict):
+    """Where and how a local model is served by Ollama (``deploy.target: ollama``)."""
+
+    host: str = Field("http://127.0.0.1:11434", description="Ollama's REST endpoint.")
+    model: str | None = Field(None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._/-]*(:[a-zA-Z0-9._-]+)?$",
+                              description="Ollama model name (default: the spec's metadata.name).")
+    system: str | None = Field(None, description="System prompt baked into the Modelfile.")
+    parameters: dict[str, float | int | str | list[str]] = Field(
+        default_factory=dict, description="Modelfile PARAMETERs, e.g. {temperature: 0, num_ctx: 4096}.")
+    template: str | None = Field(None, description="Go chat template; default: derived from the model's "
+                                                   "chat template.")
+    dtype: Literal["f16", "f32"] = Field("f16", description="GGUF tensor type of the exported weights.")
+    quantize: str | None = Field(None, description="Have Ollama quantize on create, e.g. q4_K_M.")
+
+
 class TrafficSpec(Strict):
     """Online A/B: a new version first serves ``candidate`` percent of requests; recorded outcomes
     promote it (lower CI bound of success-rate difference >= min_delta) or roll it back (upper bound
@@ -276,6 +291,9 @@ class TrafficSpec(Strict):
 class DeploySpec(Strict):
     agents: list[str] = Field(default_factory=list, description="Leviathan agents that get this model.")
     tasks: list[str] = Field(default_factory=list, description="Task types routed to this model.")
+    target: Literal["registry", "ollama"] = Field(
+        "registry", description="registry: record it for agents only; ollama: also serve it through Ollama.")
+    ollama: OllamaTarget = Field(default_factory=OllamaTarget)
     traffic: TrafficSpec | None = Field(None, description="Online A/B split against the deployed version.")
 
 
@@ -306,6 +324,16 @@ class ModelBody(Strict):
     def _cai_block(self) -> ModelBody:
         if (self.method == "cai") != (self.cai is not None):
             raise ValueError("'cai' is required by method cai and only allowed with it")
+        return self
+
+    @model_validator(mode="after")
+    def _ollama_serves_local_models(self) -> ModelBody:
+        if self.deploy.target == "ollama" and self.provider != "local":
+            raise ValueError("deploy.target 'ollama' serves models trained by provider 'local' "
+                             f"(this spec uses provider {self.provider!r})")
+        if self.deploy.target == "ollama" and self.deploy.traffic is not None:
+            raise ValueError("deploy.traffic (online A/B) needs two versions served at once; "
+                             "deploy.target 'ollama' serves one version per model name")
         return self
 
     @property

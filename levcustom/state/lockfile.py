@@ -111,6 +111,14 @@ class PreviousDeployment(_Model):
     model_ref: str
 
 
+class OllamaDeployment(_Model):
+    """A model created on an Ollama server by the deploy stage (removed again on destroy)."""
+
+    host: str
+    model: str
+    digest: str = Field(description="sha256 of the GGUF blob Ollama serves.")
+
+
 class DeployState(StageState):
     agents: list[str]
     tasks: list[str]
@@ -126,6 +134,7 @@ class DeployState(StageState):
     phase: str | None = Field(None, description="Online A/B: split, promoted or rolled-back.")
     endpoint: str | None = Field(None, description="A paid endpoint this deployment created (e.g. Bedrock "
                                                    "provisioned throughput): deleted when the deployment goes.")
+    ollama: OllamaDeployment | None = None
 
 
 class Intent(_Model):

@@ -46,6 +46,22 @@ class LocalGenerateJob(BaseModel):
     output: str
 
 
+class LocalExportJob(BaseModel):
+    """Merge an adapter into its base and write a GGUF file (for Ollama)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root: str
+    base_model: str
+    model_sources: dict
+    adapter: str  # folder, relative to root
+    precision: str
+    dtype: str  # GGUF tensor type: f16 | f32
+    name: str
+    gguf: str  # where to write the file
+    output: str
+
+
 def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=1))
 

@@ -1,5 +1,6 @@
-"""Child process: LoRA SFT with peft + trl ``SFTTrainer``. Run as
-``python -m levcustom.providers.local.train_child <work_dir>/request.json``.
+"""Child process: LoRA / QLoRA training with peft + trl (``SFTTrainer`` for sft, ``DPOTrainer`` for dpo).
+Run as ``python -m levcustom.providers.local.train_child <work_dir>/request.json`` (or under
+``accelerate launch`` for several processes).
 
 Kept in its own process so the CLI never imports torch, and so a crash or kill here leaves
 checkpoints that the next run resumes from.
@@ -17,19 +18,24 @@ from levcustom.providers.local.job import LocalTrainJob, append_event, write_jso
 from levcustom.providers.local.models import resolve_base_model
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+DEFAULT_DPO_BETA = 0.1  # trl's default, used when training.beta is 'auto'
 
 
-def build_trainer(job: LocalTrainJob, callbacks=()):
-    """The SFTTrainer for a job: exactly what a plain TRL script would build (no extra work)."""
+def _is_main_process() -> bool:
+    """Under accelerate/torchrun only rank 0 writes the job's files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def load_model(job: LocalTrainJob):
+    """The base model at the profile's precision, k-bit quantized for QLoRA, and its tokenizer."""
     import torch
-    from datasets import load_dataset
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-    from trl import SFTConfig, SFTTrainer
 
-    t, hw = job.training, job.hardware
+    hw = job.hardware
     model_dir = resolve_base_model(job.base_model, job.model_sources, Path(job.root))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
     dtype = getattr(torch, DTYPES[hw.precision])
     quant = None
     if hw.quantization == "nf4":
@@ -42,16 +48,25 @@ def build_trainer(job: LocalTrainJob, callbacks=()):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=hw.gradient_checkpointing)
-    data_dir = Path(job.dataset_dir)
-    files = {"train": str(data_dir / "train.jsonl")}
-    if (data_dir / "validation.jsonl").stat().st_size:
-        files["validation"] = str(data_dir / "validation.jsonl")
-    data = load_dataset("json", data_files=files).select_columns(["messages"])
-    if t.completion_only_loss:
-        # Conversational prompt-completion rows: trl computes the loss on the final answer only.
-        data = data.map(lambda row: {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]},
-                        remove_columns=["messages"])
-    args = SFTConfig(
+    return model, tokenizer
+
+
+def _adapter(job: LocalTrainJob, model):
+    """(model, peft_config): a fresh LoRA config, or the previous adapter loaded trainable (continued training)."""
+    from peft import LoraConfig, PeftModel
+
+    t = job.training
+    if t.init_adapter:
+        path = Path(job.root) / t.init_adapter
+        return PeftModel.from_pretrained(model, str(path), is_trainable=True), None
+    return model, LoraConfig(r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
+                             target_modules=t.lora.target_modules, task_type="CAUSAL_LM")
+
+
+def _common_args(job: LocalTrainJob) -> dict:
+    """TrainingArguments shared by SFT and DPO: schedule, batch, precision, checkpoints."""
+    t, hw = job.training, job.hardware
+    return dict(
         output_dir=str(Path(job.work_dir) / "checkpoints"),
         num_train_epochs=t.epochs,
         learning_rate=t.learning_rate,
@@ -63,10 +78,6 @@ def build_trainer(job: LocalTrainJob, callbacks=()):
         gradient_accumulation_steps=hw.gradient_accumulation_steps,
         gradient_checkpointing=hw.gradient_checkpointing,
         max_length=t.max_length,
-        packing=hw.packing,
-        train_sampling_strategy="group_by_length" if hw.group_by_length and not hw.packing else "random",
-        assistant_only_loss=t.assistant_only_loss,
-        completion_only_loss=t.completion_only_loss,
         use_cpu=hw.device == "cpu",
         bf16=hw.precision == "bf16",
         fp16=hw.precision == "fp16",
@@ -81,8 +92,46 @@ def build_trainer(job: LocalTrainJob, callbacks=()):
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    peft_config = LoraConfig(r=t.lora.r, lora_alpha=t.lora.alpha, lora_dropout=t.lora.dropout,
-                             target_modules=t.lora.target_modules, task_type="CAUSAL_LM")
+
+
+def _splits(job: LocalTrainJob, columns: list[str]):
+    from datasets import load_dataset
+
+    data_dir = Path(job.dataset_dir)
+    files = {"train": str(data_dir / "train.jsonl")}
+    if (data_dir / "validation.jsonl").stat().st_size:
+        files["validation"] = str(data_dir / "validation.jsonl")
+    return load_dataset("json", data_files=files).select_columns(columns)
+
+
+def build_trainer(job: LocalTrainJob, callbacks=()):
+    """The trl trainer for a job: exactly what a plain TRL script would build (no extra work)."""
+    model, tokenizer = load_model(job)
+    model, peft_config = _adapter(job, model)
+    t, hw = job.training, job.hardware
+    if job.method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        data = _splits(job, ["prompt", "chosen", "rejected"])
+        beta = DEFAULT_DPO_BETA if t.beta == "auto" else t.beta
+        args = DPOConfig(**_common_args(job), beta=beta)
+        # With a peft adapter and no ref_model, the reference is the same model with the adapter disabled.
+        return DPOTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("validation"),
+                          processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
+    from trl import SFTConfig, SFTTrainer
+
+    data = _splits(job, ["messages"])
+    if t.completion_only_loss:
+        # Conversational prompt-completion rows: trl computes the loss on the final answer only.
+        data = data.map(lambda row: {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]},
+                        remove_columns=["messages"])
+    args = SFTConfig(
+        **_common_args(job),
+        packing=hw.packing,
+        train_sampling_strategy="group_by_length" if hw.group_by_length and not hw.packing else "random",
+        assistant_only_loss=t.assistant_only_loss,
+        completion_only_loss=t.completion_only_loss,
+    )
     return SFTTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("validation"),
                       processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
 
@@ -99,6 +148,8 @@ def _progress_callback(work_dir: Path):
             self.tokens = 0
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero:
+                return
             logs = logs or {}
             tokens = logs.get("num_tokens") or self.tokens  # trl's running count of trained tokens
             self.tokens = tokens
@@ -124,7 +175,8 @@ def run(job: LocalTrainJob) -> dict:
     trainer = build_trainer(job, callbacks=[progress])
     ckpt_dir = Path(trainer.args.output_dir)
     resume = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    append_event(work_dir, {"status": "running", "resumed_from": resume})
+    if _is_main_process():
+        append_event(work_dir, {"status": "running", "resumed_from": resume})
     out = trainer.train(resume_from_checkpoint=resume)
     metrics = {k: float(v) for k, v in out.metrics.items() if isinstance(v, (int, float))}
     metrics["train_loss"] = float(out.training_loss)
@@ -134,23 +186,39 @@ def run(job: LocalTrainJob) -> dict:
         metrics["train_tokens"] = float(progress.tokens)
         metrics["train_tokens_per_second"] = progress.tokens / metrics["train_runtime"]
     adapter = work_dir / "adapter"
-    trainer.model.save_pretrained(adapter)
+    trainer.save_model(str(adapter))  # gathers sharded (FSDP / ZeRO-3) weights; writes on the main process
+    if not _is_main_process():
+        return {}
+    # Trainer also pickles its arguments there: not part of the adapter (and no pickle in the store).
+    (adapter / "training_args.bin").unlink(missing_ok=True)
     trainer.processing_class.save_pretrained(adapter)
-    return {"adapter": str(adapter), "metrics": metrics, "resumed_from": resume}
+    # What actually ran, for the job's record: the trainer class and how many linears were k-bit.
+    quantized = sum(type(m).__module__.startswith("bitsandbytes") and type(m).__name__ in ("Linear4bit", "Linear8bitLt")
+                    for m in trainer.model.modules())
+    out = {"adapter": str(adapter), "metrics": metrics, "resumed_from": resume,
+           "trainer": type(trainer).__name__, "quantized_linear_layers": quantized}
+    if job.training.merge:
+        from levcustom.providers.local.merge import save_merged
+
+        model_dir = resolve_base_model(job.base_model, job.model_sources, Path(job.root))
+        out["merged"] = str(save_merged(model_dir, adapter, work_dir / "merged", job.hardware.precision))
+    return out
 
 
 def main(argv: list[str]) -> int:
     request = Path(argv[1])
     job = LocalTrainJob.model_validate_json(request.read_text())
     work_dir = Path(job.work_dir)
-    (work_dir / "pid").write_text(str(os.getpid()))
+    if "LOCAL_RANK" not in os.environ:  # under a launcher, the parent records the launcher's pid
+        (work_dir / "pid").write_text(str(os.getpid()))
     try:
         result = run(job)
     except Exception as exc:  # report the cause to the parent, then fail
         write_json(work_dir / "error.json", {"error": f"{type(exc).__name__}: {exc}",
                                              "traceback": traceback.format_exc()})
         return 1
-    write_json(work_dir / "result.json", result)
+    if _is_main_process():
+        write_json(work_dir / "result.json", result)
     return 0
 
 
