@@ -195,12 +195,15 @@ class InvalidRowsError(LevcustomError):
         super().__init__(f"{issues[0]}{more}; set on_error: skip to drop bad rows")
 
 
-def _check_source(result: SourceResult) -> None:
-    """Malformed rows (with on_error: fail) and sources left empty by their filters are errors."""
+def _check_source(result: SourceResult, invalid: list[Issue] | None) -> None:
+    """Malformed rows (with on_error: fail) and sources left empty by their filters are errors;
+    with an ``invalid`` list, malformed rows are collected there instead."""
     src, stats = result.src, result.stats()
     where = f"source {result.key}"
     if stats.invalid and getattr(src, "on_error", "fail") == "fail":
-        raise InvalidRowsError(stats.issues, stats.invalid)
+        if invalid is None:
+            raise InvalidRowsError(stats.issues, stats.invalid)
+        invalid += stats.issues
     if sum(u.kept for u in result.units):
         return
     if not stats.read:
@@ -268,15 +271,16 @@ def build_dataset(ws: Workspace, spec: DatasetSpec, min_examples: int, kind: Kin
     return store_dataset(ws, curated)
 
 
-def curate_dataset(ws: Workspace, spec: DatasetSpec, kind: Kind) -> Curated:
-    """Every step of a build but storing it (the planner's preflight uses this too)."""
+def curate_dataset(ws: Workspace, spec: DatasetSpec, kind: Kind, invalid: list[Issue] | None = None) -> Curated:
+    """Every step of a build but storing it. The planner's preflight uses this too, passing ``invalid``
+    to collect every malformed row while the valid ones still reach the provider's checks."""
     builder = Builder(ws, spec, kind)
     results = []
     for key, src in zip(source_keys(spec.sources), spec.sources, strict=True):
         if isinstance(src, PersonalitySource):
             continue
         result = builder.read_source(key, src)
-        _check_source(result)
+        _check_source(result, invalid)
         results.append(result)
     units = [u for r in results for u in r.units]
     rows = [row for u in units for row in u.rows]

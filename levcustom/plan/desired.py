@@ -190,19 +190,18 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
 
 
 def _inspect(ws: Workspace, ls: LoadedSpec, cfg: ResolvedConfig, provider) -> dict:
-    from levcustom.datasets.build import InvalidRowsError, curate_dataset  # lazy: numpy, only for trainings
+    from levcustom.datasets.build import curate_dataset  # lazy: numpy, only when a training is planned
 
     body = ls.model.spec
+    invalid: list[Issue] = []  # every malformed row, located in its file; the valid rows are still checked
     try:
-        curated = curate_dataset(ws, body.dataset, EXAMPLE_KIND[body.train_method])
-    except InvalidRowsError as exc:  # each malformed row, located in its file
-        return {"examples": None, "tokens": 0, "note": "", "issues": [i.__dict__ for i in exc.issues]}
+        curated = curate_dataset(ws, body.dataset, EXAMPLE_KIND[body.train_method], invalid)
     except LevcustomError as exc:
-        return {"examples": None, "tokens": 0, "note": "", "issues": [ls.doc.issue(("spec", "dataset"),
-                                                                                   str(exc)).__dict__]}
+        return {"examples": None, "tokens": 0, "note": "", "issues": [i.__dict__ for i in invalid] + [
+            ls.doc.issue(("spec", "dataset"), str(exc)).__dict__]}
     report = provider.inspect(curated.examples("train"), body.train_method, body.base_model, cfg)
     return {"examples": report.examples, "tokens": report.tokens, "note": report.note,
-            "issues": [i.__dict__ for i in report.issues]}
+            "issues": [i.__dict__ for i in invalid + report.issues]}
 
 
 def make_plan(ws: Workspace, lock: Lock, spec_paths: list[Path], *, sets: list[str] | None = None,
