@@ -38,6 +38,7 @@ bench: setup
 	$(PY) benchmarks/openai_concurrency.py
 	$(PY) benchmarks/crash_harness.py
 	$(PY) benchmarks/judge_throughput.py
+	$(PY) benchmarks/dataset_build.py
 
 lint: setup
 	$(PY) -m ruff check levcustom tests benchmarks

@@ -353,6 +353,109 @@ def report(model: str, root: Root = Path("."),
     console.print(f"Wrote {folder / 'report.html'} and {folder / 'report.md'}", markup=False)
 
 
+dataset_app = typer.Typer(no_args_is_help=True, help="Build, inspect, compare and export datasets.")
+app.add_typer(dataset_app, name="dataset")
+Split = Annotated[str | None, typer.Option("--split", help="train, validation or eval (default: all).")]
+
+
+def _built(ws: Workspace, model: str) -> tuple[Path, dict]:
+    """A model's built dataset folder and manifest, from the lockfile."""
+    from levcustom.datasets.manifest import load_manifest
+    from levcustom.state.lockfile import read_lock
+
+    state = read_lock(ws.lockfile).models.get(model)
+    if state is None or state.dataset is None:
+        raise LevcustomError(f"model {model!r} has no built dataset: run levcustom dataset build {model}")
+    artifact = ws.root / state.dataset.artifact
+    manifest = load_manifest(artifact)
+    if manifest is None:
+        raise LevcustomError(f"{state.dataset.artifact} is not in the local store (a fresh clone?): "
+                             f"run levcustom dataset build {model}")
+    return artifact, manifest
+
+
+@dataset_app.command("build")
+def dataset_build(model: Annotated[str | None, typer.Argument(help="Model (default: every model).")] = None,
+                  root: Root = Path("."), set_: Sets = None,
+                  specs: Annotated[list[Path] | None, typer.Option("--specs", help="Spec files or folders.")] = None
+                  ) -> None:
+    """Build (and record in the lockfile) only the dataset stage of MODEL: no training."""
+    from levcustom.apply.executor import execute
+    from levcustom.apply.progress import PlainReporter
+    from levcustom.plan.desired import make_plan
+    from levcustom.plan.model import Action
+    from levcustom.state.lockfile import StateStore
+    from levcustom.state.statelock import StateLock
+
+    ws = _ws(root)
+    with StateLock(ws.state_lock, "dataset build"):
+        store = StateStore(ws.lockfile)
+        the_plan, ctx = make_plan(ws, store.lock, _paths(ws, specs), sets=set_, targets=[model] if model else None,
+                                  check_trainings=False)
+        only = [c for c in the_plan.changes if c.stage == "dataset" and c.action in (Action.CREATE, Action.REPLACE)]
+        if not only:
+            console.print("Datasets are up to date.")
+            return
+        outcome = execute(the_plan.model_copy(update={"changes": only}), ctx, store, PlainReporter(console))
+    for name, why in outcome.failed.items():
+        err_console.print(f"Error: {name}: {why}", markup=False, style="red")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+@dataset_app.command("show")
+def dataset_show(model: str, root: Root = Path("."),
+                 samples: Annotated[int, typer.Option(help="Sample rows to print.")] = 3,
+                 json_: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False) -> None:
+    """Print MODEL's built dataset: sources, rows in/out per filter, scrub counts, split sizes, samples."""
+    from levcustom.datasets.show import render_manifest
+
+    artifact, manifest = _built(_ws(root), model)
+    if json_:
+        print(json.dumps(manifest, indent=2, sort_keys=True))
+    else:
+        console.print(render_manifest(manifest, artifact, samples))
+
+
+@dataset_app.command("diff")
+def dataset_diff(model: str, root: Root = Path("."), paths: SpecPaths = None) -> None:
+    """Compare the sources MODEL's spec names now with the ones its built dataset was made from."""
+    from levcustom.datasets.diff import dataset_diff as diff_sources
+    from levcustom.datasets.sources import source_info, source_keys
+    from levcustom.spec.loader import load_specs
+    from levcustom.state.statcache import StatCache
+
+    ws = _ws(root)
+    spec = next((s for s in load_specs(_paths(ws, paths), ws.root) if s.name == model), None)
+    if spec is None:
+        raise LevcustomError(f"no spec defines model {model!r}")
+    artifact, manifest = _built(ws, model)
+    ds = spec.model.spec.dataset
+    stat = StatCache(ws.cache / "stat.json")
+    current = [(key, src.model_dump(mode="json"), list(source_info(ws, key, src, stat).files))
+               for key, src in zip(source_keys(ds.sources), ds.sources, strict=True)]
+    stat.save()
+    lines = diff_sources(ws.root, manifest, artifact, current, ds.curation.model_dump(mode="json"),
+                         ds.split.model_dump(mode="json"))
+    console.print("\n".join(lines) if lines else "No differences: building now gives the same dataset.",
+                  markup=False)
+
+
+@dataset_app.command("export")
+def dataset_export(model: str, output: Annotated[Path, typer.Option("--output", "-o", help="JSONL file to write.")],
+                   split: Split = None, root: Root = Path("."),
+                   provenance: Annotated[bool, typer.Option(help="Keep each row's provenance.")] = False) -> None:
+    """Write MODEL's built examples as JSONL in the provider-neutral chat format."""
+    from levcustom.datasets.export import export_rows
+    from levcustom.datasets.split import SPLITS
+
+    if split is not None and split not in SPLITS:
+        raise LevcustomError(f"--split must be one of: {', '.join(SPLITS)} (got {split!r})")
+    artifact, _ = _built(_ws(root), model)
+    n = export_rows(artifact, [split] if split else None, output, provenance)
+    console.print(f"Wrote {n} examples to {output}.", markup=False)
+
+
 @app.command()
 def unlock(lock_id: str, root: Root = Path(".")) -> None:
     """Clear a stale state lock left by a crashed apply (needs the LOCK_ID the error printed)."""

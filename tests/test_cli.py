@@ -125,12 +125,68 @@ def test_invalid_spec_is_one_clear_error(repo):
 def test_missing_source_and_too_few_examples(repo):
     repo.edit("specs/tiny.yaml", "data/train.jsonl", "data/missing.jsonl")
     out = repo.run("plan", check=1)
-    assert "spec.dataset.sources[0].path: file not found: data/missing.jsonl" in out.stderr
+    assert "spec.dataset.sources[0].path: file or folder not found: data/missing.jsonl" in out.stderr
     repo.edit("specs/tiny.yaml", "data/missing.jsonl", "data/empty.jsonl")
     (repo.root / "data" / "empty.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     out = repo.run("apply", "--auto-approve", check=1)
     assert "data/empty.jsonl:1:1: the last message must be the assistant's" in out.stderr
     assert read_lock(repo.root / "levcustom.lock").models == {}  # nothing half-built was recorded
+
+
+def test_dataset_commands(repo):
+    from conftest import write_jsonl
+
+    logs = [{"id": f"c{i}", "agent": "helper", "task": "answering", "rating": 5,
+             "messages": [{"role": "user", "content": f"log question {i} from me@example.com"},
+                          {"role": "assistant", "content": "ok"}]} for i in range(20)]
+    write_jsonl(repo.root / "data" / "logs" / "day1.jsonl", logs)
+    repo.edit("specs/tiny.yaml", "      - {type: jsonl, path: data/train.jsonl}",
+              "      - {type: jsonl, path: data/train.jsonl}\n"
+              "      - {type: interactions, path: data/logs/, min_rating: 4}\n"
+              "    curation: {dedupe: near}")
+    repo.edit("specs/tiny.yaml", "split: {validation: 0.1, seed: 1}", "split: {validation: 0.1, eval: 0.2, seed: 1}")
+    assert "has no built dataset: run levcustom dataset build tiny" in repo.run("dataset", "show", "tiny",
+                                                                                check=1).stderr
+    out = repo.run("dataset", "build", "tiny").stdout
+    assert "tiny: dataset: done" in out and "eval examples" in out
+    lock = repo.lock()["models"]["tiny"]
+    assert "train" not in lock and lock["dataset"]["train_rows"] > 0  # the dataset stage only
+    assert "Datasets are up to date." in repo.run("dataset", "build").stdout
+    plan = json.loads(repo.run("plan", "--json").stdout)
+    assert {c["stage"]: c["action"] for c in plan["changes"]}["dataset"] == "no-op"
+
+    shown = repo.run("dataset", "show", "tiny", "--samples", "1").stdout
+    assert "interactions:data/logs/: read 20, invalid 0" in shown and "Scrubbed: email 20" in shown
+    manifest = json.loads(repo.run("dataset", "show", "tiny", "--json").stdout)
+    assert manifest["rows"]["eval"] > 0 and "me@example.com" not in json.dumps(manifest)
+
+    def append(n: int, tag: str) -> None:
+        with open(repo.root / "data" / "logs" / "day1.jsonl", "a") as f:
+            f.write("".join(json.dumps({**logs[0], "id": f"{tag}{i}", "messages": [
+                {"role": "user", "content": f"new question {tag} {i}"}, {"role": "assistant", "content": "ok"}]}) + "\n"
+                for i in range(n)))
+
+    append(3, "a")
+    diff = repo.run("dataset", "diff", "tiny").stdout
+    assert "~ source interactions:data/logs/" in diff and "changed data/logs/day1.jsonl: +3 / -0 records" in diff
+    out = repo.run("dataset", "build", "tiny").stdout
+    assert "(3 source rows read, 52 reused from the cache)" in out  # only the appended tail was read
+    append(2, "b")
+    reasons = next(c for c in json.loads(repo.run("plan", "--json").stdout)["changes"]
+                   if c["stage"] == "dataset")["reasons"]
+    assert reasons[:2] == ["+2 / -0 records (1 source changed)",
+                           "source interactions:data/logs/ changed: +2 / -0 records"]
+
+    target = repo.root / "out" / "eval.jsonl"
+    built = json.loads(repo.run("dataset", "show", "tiny", "--json").stdout)
+    out = repo.run("dataset", "export", "tiny", "--split", "eval", "-o", str(target)).stdout
+    assert f"Wrote {built['rows']['eval']} examples" in out
+    exported = [json.loads(line) for line in target.read_text().splitlines()]
+    assert exported and all(set(r) == {"messages"} for r in exported)
+    everything = repo.run("dataset", "export", "tiny", "-o", str(target), "--provenance").stdout
+    assert "Wrote" in everything and "provenance" in target.read_text()
+    assert "--split must be one of: train, validation, eval" in repo.run(
+        "dataset", "export", "tiny", "--split", "test", "-o", str(target), check=1).stderr
 
 
 def _gates(repo, *gates: str) -> None:

@@ -71,7 +71,7 @@ def run_dataset(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: S
         built, note = build_cai_dataset(sc.ws, body, cfg, provider.min_examples(cfg), progress)
     else:
         built = build_dataset(sc.ws, body.dataset, provider.min_examples(cfg), EXAMPLE_KIND[body.method])
-    sources = [SourceRecord(path=s["path"], sha256=s["sha256"], records=s["records"])
+    sources = [SourceRecord(path=s["key"], sha256=s["sha256"], records=s["records"])
                for s in change.inputs["sources"]]
     state = DatasetState(fingerprint=change.fingerprint, inputs=change.inputs, artifact=sc.ws.rel(built.artifact),
                          sha256=built.sha256, train_rows=built.train_rows, validation_rows=built.validation_rows,
@@ -81,7 +81,10 @@ def run_dataset(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: S
         sc.store.model(ls.name, ls.file)(lock).dataset = state
 
     sc.store.update(write)
-    return f"{built.train_rows} train / {built.validation_rows} validation examples" + (f"; {note}" if note else "")
+    base = f"{built.train_rows} train / {built.validation_rows} validation / {built.rows['eval']} eval examples"
+    if note:
+        return f"{base}; {note}"
+    return f"{base} ({built.work.read} source rows read, {built.work.reused} reused from the cache)"
 
 
 def run_train(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: StageChange) -> str:

@@ -20,7 +20,7 @@ from typing import Literal
 from levcustom.cai import prompts
 from levcustom.cai.client import MessagesClient
 from levcustom.cai.constitution import Constitution
-from levcustom.datasets.jsonl import ChatExample, Example, Messages, PreferenceExample, row_key
+from levcustom.datasets.jsonl import ChatExample, Example, Messages, PreferenceExample, Provenance, row_key
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Generator:
             critique = self._call(s.model, system, prompts.critique_request(conversation, principle))
             response = self._call(s.model, system, prompts.revision_request(conversation, principle, critique))
             history.append({"principle": principle.name, "critique": critique, "revision": response})
-        example = ChatExample(p.messages + (("assistant", response),), p.source, p.line)
+        example = ChatExample(p.messages + (("assistant", response),), Provenance("cai", p.source, p.line))
         return Outcome(p, example, {"phase": "supervised", "rounds": history})
 
     def _preference(self, p: Prompt) -> Outcome:
@@ -101,7 +101,8 @@ class Generator:
             raise _Failed(label.error)
         chosen_first = label.choice == "A"
         chosen, rejected = (first, second) if chosen_first else (second, first)
-        example = PreferenceExample(p.messages, (("assistant", chosen),), (("assistant", rejected),), p.source, p.line)
+        example = PreferenceExample(p.messages, (("assistant", chosen),), (("assistant", rejected),),
+                                    Provenance("cai", p.source, p.line))
         return Outcome(p, example, {"phase": "preference", "principle": principle.name,
                                     "shown_first": "b" if swapped else "a", "label": label.choice,
                                     "reason": label.reason})

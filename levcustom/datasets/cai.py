@@ -10,9 +10,11 @@ file:line, and the cost is estimated from the number of calls and an upper bound
 
 from __future__ import annotations
 
-import hashlib
+from array import array
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from levcustom.cai.client import MessagesClient, ReplyLog
 from levcustom.cai.constitution import load_constitution
@@ -20,13 +22,18 @@ from levcustom.cai.generate import Generator, Prompt, generate_all
 from levcustom.cai.prompts import PROMPT_VERSION, system_prompt
 from levcustom.cai.settings import cai_settings
 from levcustom.config.models import ResolvedConfig
-from levcustom.datasets.build import BuiltDataset, _store, in_validation, line_hashes
+from levcustom.datasets.diff import file_line_hashes
 from levcustom.datasets.jsonl import parse_messages, read_rows
+from levcustom.datasets.sources import source_keys
+from levcustom.datasets.split import SPLITS, assign
 from levcustom.errors import Issue, LevcustomError, SpecError
 from levcustom.providers.bedrock_format import CHARS_PER_TOKEN
 from levcustom.spec.loader import LoadedSpec
 from levcustom.spec.schema import ModelBody
 from levcustom.workspace import Workspace
+
+if TYPE_CHECKING:
+    from levcustom.datasets.build import BuiltDataset
 
 
 def cai_inputs(body: ModelBody, config: ResolvedConfig, constitution_sha256: str) -> dict[str, Any]:
@@ -93,6 +100,11 @@ def build_cai_dataset(ws: Workspace, body: ModelBody, config: ResolvedConfig, mi
                       progress: Callable[[int, int], None] | None = None) -> tuple[BuiltDataset, str]:
     """Generate, split and store the dataset; the summary names the failures. Fails when more
     prompts failed than ``max_failed_fraction`` allows (the finished calls stay cached)."""
+    # Imported here: the planner imports this module (cai_inputs, inspect_cai) and must not load numpy.
+    from levcustom.datasets.build import DATASET_FORMAT, Curated, Work, store_dataset
+    from levcustom.datasets.dedupe import exact_key
+    from levcustom.datasets.process import file_sha256
+
     s = cai_settings(config)
     loaded, issues = load_constitution(ws.resolve_path(body.cai.constitution), body.cai.constitution)
     items, bad = read_prompts(ws, body)
@@ -112,24 +124,37 @@ def build_cai_dataset(ws: Workspace, body: ModelBody, config: ResolvedConfig, mi
                              f"{s.max_failed_fraction:g}); first: {first['source']}:{first['line']}: {first['error']}. "
                              "Finished calls are cached: apply again to retry only the rest")
     examples = [o.example for o in outcomes if o.example is not None]
-    train, validation = [], []
-    for ex in examples:
-        (validation if in_validation(ex.key(), body.dataset.split.validation, body.dataset.split.seed)
-         else train).append(ex)
-    if len(train) < min_examples:
-        raise LevcustomError(f"cai generated {len(train)} training examples; the provider needs at least "
+    sp = body.dataset.split
+    keys = [exact_key(ex) for ex in examples]
+    sides: dict[str, list[int]] = {name: [] for name in SPLITS}
+    for i, key in enumerate(keys):
+        sides[assign(key, sp.validation, sp.eval, sp.seed)].append(i)
+    if len(sides["train"]) < min_examples:
+        raise LevcustomError(f"cai generated {len(sides['train'])} training examples; the provider needs at least "
                              f"{min_examples}")
     kind = "chat" if body.cai.train == "sft" else "preference"
-    sources = [{"path": src.path, "sha256": hashlib.sha256(ws.resolve_path(src.path).read_bytes()).hexdigest(),
-                "line_hashes": line_hashes(ws.resolve_path(src.path))} for src in body.dataset.sources]
-    manifest = {"kind": kind, "method": "cai", "constitution": {"path": body.cai.constitution,
-                                                                "sha256": loaded.sha256},
-                "sources": sources, "steps": {"prompts": len(items), "generated": len(examples)},
-                "train_rows": len(train), "validation_rows": len(validation), "failures": failures,
+    sources, lines = [], {}
+    for i, (key, src) in enumerate(zip(source_keys(body.dataset.sources), body.dataset.sources, strict=True)):
+        path = ws.resolve_path(src.path)
+        hashes = file_line_hashes([path])
+        lines[str(i)] = array("Q", hashes).tobytes()  # lines/<i>.bin belongs to manifest["sources"][i]
+        prompts = sum(1 for p in items if p.source == src.path)
+        sources.append({"key": key, "type": src.type, "path": src.path, "settings": src.model_dump(mode="json"),
+                        "files": [{"path": src.path, "sha256": file_sha256(path), "bytes": path.stat().st_size,
+                                   "records": len(hashes)}],
+                        "records": len(hashes), "read": prompts, "invalid": 0, "filtered": {}, "kept": prompts,
+                        "scrubbed": {}, "issues": []})
+    manifest = {"format": DATASET_FORMAT, "kind": kind, "method": "cai",
+                "constitution": {"path": body.cai.constitution, "sha256": loaded.sha256},
+                "sources": sources, "persona": None, "scrubbed": {},
+                "steps": {"read": len(items), "generated": len(examples), "kept": len(examples)},
+                "curation": body.dataset.curation.model_dump(mode="json"), "split": sp.model_dump(mode="json"),
+                "rows": {name: len(idx) for name, idx in sides.items()}, "failures": failures,
                 "usage": client.usage.as_dict(),
                 "provenance": [{"source": o.prompt.source, "line": o.prompt.line, **o.provenance}
                                for o in outcomes if o.example is not None]}
-    built = _store(ws, {"train.jsonl": train, "validation.jsonl": validation}, manifest)
+    rows = [orjson.dumps(ex.to_row()) for ex in examples]
+    built = store_dataset(ws, Curated(rows, sides, manifest, lines, Work(len(items), 0)))
     u = client.usage
     summary = f"{len(examples)} of {len(items)} prompts generated ({u.calls} API calls, {u.cached} from the cache)"
     if failures:

@@ -69,7 +69,8 @@ def held_out_cases(dataset_dir: Path, rel: str) -> list[EvalCase]:
         msgs, problem = parse_messages(row, need_assistant=True)
         if problem:
             raise LevcustomError(f"{rel}:{n}: {problem}")
-        source = row.get("source") if isinstance(row, dict) else None
+        provenance = row.get("provenance") if isinstance(row, dict) else None
+        source = provenance.get("file") if isinstance(provenance, dict) else None
         cases.append(EvalCase(msgs[:-1], msgs[-1][1], n, {"source": source} if isinstance(source, str) else {}))
     if not cases:
         raise LevcustomError(f"{rel}: the held-out split is empty (too few examples or a small validation fraction)")

@@ -6,16 +6,16 @@ a no-change plan stats each source file and reads none.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from levcustom.config.compose import ConfigResolver
 from levcustom.config.models import ResolvedConfig
-from levcustom.datasets.build import line_hashes, load_manifest
 from levcustom.datasets.cai import cai_inputs, inspect_cai
-from levcustom.datasets.jsonl import read_examples
+from levcustom.datasets.diff import file_line_hashes, record_delta
+from levcustom.datasets.manifest import load_line_hashes, load_manifest
+from levcustom.datasets.sources import SourceInfo, source_info, source_keys
 from levcustom.deploy import online
 from levcustom.errors import Issue, LevcustomError, SpecError
 from levcustom.plan import fingerprint as fp
@@ -62,9 +62,9 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
     for ls in specs:
         body = ls.model.spec
         before = len(issues)
-        cai = [(("spec", "cai", "constitution"), body.cai.constitution)] if body.cai else []
-        sources = _infos(ws, ls, stat, [(("spec", "dataset", "sources", i, "path"), s.path)
-                                        for i, s in enumerate(body.dataset.sources)] + cai, issues)
+        sources = _source_infos(ws, ls, stat, issues)
+        constitution = _infos(ws, ls, stat, [(("spec", "cai", "constitution"), body.cai.constitution)]
+                              if body.cai else [], issues)
         suites = _infos(ws, ls, stat, [(("spec", "evals", "suites", i, key), path)
                                        for i, s in enumerate(body.evals.suites)
                                        for key, path in (("path", s.path), ("schema", s.schema_path)) if path], issues)
@@ -73,7 +73,7 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
         cfg = configs[ls.name]
         d_in = fp.dataset_inputs(ls.model, sources)
         if body.cai:
-            d_in["cai"] = cai_inputs(body, cfg, sources[body.cai.constitution].sha256)
+            d_in["cai"] = cai_inputs(body, cfg, constitution[body.cai.constitution].sha256)
         provider = get_provider(ls.model.spec.provider, ws)
         t_in = fp.train_inputs(ls.model, provider.name, provider.result_config(cfg), fp.fingerprint(d_in))
         e_in = fp.eval_inputs(ls.model, cfg, fp.fingerprint(t_in), suites)
@@ -85,8 +85,20 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
                                 deltas))
     stat.save()
     if issues:
-        raise SpecError(issues)
+        raise SpecError(list(dict.fromkeys(issues)))  # for_each instances share a file's lines
     return out
+
+
+def _source_infos(ws: Workspace, ls: LoadedSpec, stat: StatCache, issues: list[Issue]) -> list[SourceInfo]:
+    found = []
+    sources = ls.model.spec.dataset.sources
+    for i, (key, src) in enumerate(zip(source_keys(sources), sources, strict=True)):
+        field = "persona" if src.type == "personality" else "path"
+        try:
+            found.append(source_info(ws, key, src, stat))
+        except LevcustomError as exc:
+            issues.append(ls.doc.issue(("spec", "dataset", "sources", i, field), str(exc)))
+    return found
 
 
 def ab_phase(ws: Workspace, ls: LoadedSpec, state: ModelState | None, eval_fp: str) -> online.Decision | None:
@@ -112,29 +124,32 @@ def _infos(ws: Workspace, ls: LoadedSpec, stat: StatCache, paths, issues: list[I
     return found
 
 
-def _source_deltas(ws: Workspace, state: ModelState | None, sources: dict[str, FileInfo]) -> dict[str, tuple[int, int]]:
-    """+added / -removed records for changed sources, when the old build's manifest is at hand."""
+def _source_deltas(ws: Workspace, state: ModelState | None, sources: list[SourceInfo]) -> dict[str, tuple[int, int]]:
+    """+added / -removed records of each changed source, when the old build's line hashes are at hand."""
     if state is None or state.dataset is None:
         return {}
-    changed = {s.path for s in state.dataset.sources if s.path in sources and sources[s.path].sha256 != s.sha256}
+    old = {s.get("key"): s.get("sha256") for s in state.dataset.inputs.get("sources", [])}
+    changed = [s for s in sources if s.key in old and old[s.key] != s.sha256]
     if not changed:
         return {}
-    manifest = load_manifest(ws.root / state.dataset.artifact)
+    artifact = ws.root / state.dataset.artifact
+    manifest = load_manifest(artifact)
     if manifest is None:
         return {}
-    old = {s["path"]: s.get("line_hashes", []) for s in manifest["sources"]}
     out = {}
-    for path in changed & old.keys():
-        before, after = Counter(old[path]), Counter(line_hashes(ws.resolve_path(path)))
-        out[path] = (sum((after - before).values()), sum((before - after).values()))
+    for info in changed:
+        before = load_line_hashes(artifact, manifest, info.key)
+        if before is not None:
+            out[info.key] = record_delta(before, file_line_hashes([ws.root / rel for rel, _ in info.files]))
     return out
 
 
 def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: dict[str, ResolvedConfig],
               stat: StatCache) -> tuple[list[Estimate], list[Issue]]:
     """For each training the plan will run: the provider's offline checks of settings and data
-    (located issues) and its cost estimate. Reads source files only for those trainings, and
-    caches the verdict by content, so re-planning the same change reads nothing."""
+    (located issues) and its cost estimate, on the examples the dataset build will keep. Reads
+    source files only for those trainings (the build's per-file cache is filled on the way, so
+    apply reuses that work), and caches the verdict by content: re-planning reads nothing."""
     cache = JsonCache(ws.cache / "inspect.json")
     estimates: list[Estimate] = []
     issues: list[Issue] = []
@@ -162,6 +177,8 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
             g = report["generation"]
             estimates.append(Estimate(model=change.model, tokens=g["tokens"], hours=0.0, usd=g["usd"], note=g["note"]))
         issues += [Issue(**i) for i in report["issues"]]
+        if report["examples"] is None:  # the dataset cannot be built: its issues say why
+            continue
         if report["examples"] < provider.min_examples(cfg):
             issues.append(ls.doc.issue(("spec", "dataset", "sources"), f"{report['examples']} examples; the "
                                        f"{provider.name} provider needs at least {provider.min_examples(cfg)}"))
@@ -173,25 +190,29 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
 
 
 def _inspect(ws: Workspace, ls: LoadedSpec, cfg: ResolvedConfig, provider) -> dict:
+    from levcustom.datasets.build import curate_dataset  # lazy: numpy, only when a training is planned
+
     body = ls.model.spec
-    examples, issues = [], []
-    for src in body.dataset.sources:
-        found, bad = read_examples(ws.resolve_path(src.path), src.path, EXAMPLE_KIND[body.method])
-        examples += found
-        if src.on_error == "fail":
-            issues += bad
-    report = provider.inspect(examples, body.train_method, body.base_model, cfg)
+    invalid: list[Issue] = []  # every malformed row, located in its file; the valid rows are still checked
+    try:
+        curated = curate_dataset(ws, body.dataset, EXAMPLE_KIND[body.train_method], invalid)
+    except LevcustomError as exc:
+        return {"examples": None, "tokens": 0, "note": "", "issues": [i.__dict__ for i in invalid] + [
+            ls.doc.issue(("spec", "dataset"), str(exc)).__dict__]}
+    report = provider.inspect(curated.examples("train"), body.train_method, body.base_model, cfg)
     return {"examples": report.examples, "tokens": report.tokens, "note": report.note,
-            "issues": [i.__dict__ for i in issues + report.issues]}
+            "issues": [i.__dict__ for i in invalid + report.issues]}
 
 
 def make_plan(ws: Workspace, lock: Lock, spec_paths: list[Path], *, sets: list[str] | None = None,
               targets: list[str] | None = None, purge: bool = False, today: date | None = None,
-              refresh: bool = False) -> tuple[Plan, Context]:
+              refresh: bool = False, check_trainings: bool = True) -> tuple[Plan, Context]:
     """Load, observe and diff: the whole ``levcustom plan`` minus rendering.
 
     ``refresh`` first reads each trained model's real state at its provider (network, credentials)
     and plans replacements for what drifted; the lockfile itself is not written.
+    ``check_trainings=False`` skips the providers' preflight of planned trainings (for commands
+    that train nothing).
     """
     specs, configs, resolver = load_and_resolve(ws, spec_paths, sets or [])
     if refresh:
@@ -213,7 +234,7 @@ def make_plan(ws: Workspace, lock: Lock, spec_paths: list[Path], *, sets: list[s
         provider = get_provider(ls.model.spec.provider, ws)
         warnings += [f"{ls.name}: {w}" for w in provider.risks(ls.model.spec.base_model, configs[ls.name],
                                                                today or date.today())]
-    estimates, issues = preflight(ws, plan, by_name, configs, stat)
+    estimates, issues = preflight(ws, plan, by_name, configs, stat) if check_trainings else ([], [])
     if issues:
         raise SpecError(issues)
     plan = plan.model_copy(update={"estimates": estimates, "warnings": warnings})

@@ -94,24 +94,36 @@ def explain(stage: str, old: dict[str, Any], new: dict[str, Any], deltas: dict[s
 
 
 def _source_reasons(old: list[dict], new: list[dict], deltas: dict[str, tuple[int, int]]) -> list[str]:
-    before = {s["path"]: s for s in old}
-    after = {s["path"]: s for s in new}
-    out = [f"source {p} added ({after[p]['records']} records)" for p in after if p not in before]
-    out += [f"source {p} removed ({before[p]['records']} records)" for p in before if p not in after]
-    for p in after:
-        if p not in before:
+    """A summary (``+120 / -4 records (3 sources changed)``), then one line per changed source."""
+    before = {s.get("key", s.get("path")): s for s in old}
+    after = {s["key"]: s for s in new}
+    out = [f"source {k} added ({after[k]['records']} records)" for k in after if k not in before]
+    out += [f"source {k} removed ({before[k]['records']} records)" for k in before if k not in after]
+    plus = sum(after[k]["records"] for k in after if k not in before)
+    minus = sum(before[k]["records"] for k in before if k not in after)
+    known = True
+    for k in after:
+        if k not in before:
             continue
-        a, b = before[p], after[p]
+        a, b = before[k], after[k]
         if a["sha256"] != b["sha256"]:
-            if p in deltas:
-                plus, minus = deltas[p]
-                out.append(f"source {p} changed: +{plus} / -{minus} records")
+            if k in deltas:
+                added, removed = deltas[k]
+                out.append(f"source {k} changed: +{added} / -{removed} records")
             else:
-                out.append(f"source {p} changed: {a['records']} -> {b['records']} records")
-        rest_a = {k: v for k, v in a.items() if k not in ("sha256", "records")}
-        rest_b = {k: v for k, v in b.items() if k not in ("sha256", "records")}
+                added, removed = max(0, b["records"] - a["records"]), max(0, a["records"] - b["records"])
+                known = False
+                out.append(f"source {k} changed: {a['records']} -> {b['records']} records")
+            plus, minus = plus + added, minus + removed
+        rest_a = {x: v for x, v in a.items() if x not in ("sha256", "records", "files")}
+        rest_b = {x: v for x, v in b.items() if x not in ("sha256", "records", "files")}
         if rest_a != rest_b:
-            out.extend(f"source {p}: {r}" for r in _key_reasons(rest_a, rest_b))
+            out.extend(f"source {k}: {r}" for r in _key_reasons(rest_a, rest_b))
+    changed = sum(1 for k in after if k not in before or before[k]["sha256"] != after[k]["sha256"]) + \
+        sum(1 for k in before if k not in after)
+    if changed:
+        about = "" if known else "at least "
+        out.insert(0, f"{about}+{plus} / -{minus} records ({changed} source{'s' if changed != 1 else ''} changed)")
     return out
 
 

@@ -12,11 +12,12 @@ import json
 from typing import Any
 
 from levcustom.config.models import ResolvedConfig
+from levcustom.datasets.sources import SourceInfo
 from levcustom.spec.schema import EXAMPLE_KIND, ModelSpec, Suite
 from levcustom.state.statcache import FileInfo
 
 # Bump when a stage's meaning changes (e.g. a new dataset format) to rebuild everything once.
-DATASET_FORMAT = "chat-v1"
+DATASET_FORMAT = "dataset-v2"
 TRAIN_RECIPE = "lora-sft-v1"
 EVAL_RECIPE = "greedy-v1"
 
@@ -27,17 +28,16 @@ def fingerprint(inputs: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def dataset_inputs(spec: ModelSpec, sources: dict[str, FileInfo]) -> dict[str, Any]:
+def dataset_inputs(spec: ModelSpec, sources: list[SourceInfo]) -> dict[str, Any]:
+    """Exactly what a built dataset depends on: each source's settings and file hashes, curation, split."""
     ds = spec.spec.dataset
     return {
         "format": DATASET_FORMAT,
         "kind": EXAMPLE_KIND[spec.spec.train_method],
-        "sources": [
-            {**src.model_dump(), "sha256": sources[src.path].sha256, "records": sources[src.path].records}
-            for src in ds.sources
-        ],
-        "curation": ds.curation.model_dump(),
-        "split": ds.split.model_dump(),
+        "sources": [{**src.model_dump(mode="json"), **info.fingerprint_inputs()}
+                    for src, info in zip(ds.sources, sources, strict=True)],
+        "curation": ds.curation.model_dump(mode="json"),
+        "split": ds.split.model_dump(mode="json"),
     }
 
 

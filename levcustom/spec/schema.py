@@ -7,9 +7,11 @@ Every model forbids unknown keys so a typo is an error, not a silently ignored s
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import string
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 SUITE_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -32,25 +34,166 @@ class Metadata(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
-class JsonlSource(Strict):
-    """Chat rows ``{"messages": [...]}`` or ``{"prompt", "completion"}`` rows, one JSON object a line."""
+OnError = Literal["fail", "skip"]
+
+
+def _as_list(value: object) -> object:
+    """Filters take one value or a list: ``agent: reviewer`` or ``agent: [reviewer, critic]``."""
+    return [value] if isinstance(value, str) else value
+
+
+Names = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class _FileSource(Strict):
+    path: str = Field(description="File or folder (every *.jsonl inside, sorted), relative to the repository root.")
+    on_error: OnError = Field("fail", description="Malformed rows fail the build (file:line) or are skipped.")
+
+
+class JsonlSource(_FileSource):
+    """Chat rows ``{"messages": [...]}`` or ``{"prompt", "completion"}`` rows, one JSON object a line
+    (preference rows for ``method: dpo``)."""
 
     type: Literal["jsonl"]
-    path: str = Field(description="Path relative to the repository root.")
-    on_error: Literal["fail", "skip"] = Field("fail", description="Malformed rows fail the build or are skipped.")
+
+
+EPISODE_FIELDS = ("context", "approach", "outcome", "type")
+
+
+class EpisodeTemplate(Strict):
+    """How an episode becomes a chat: ``{context}``, ``{approach}``, ``{outcome}``, ``{type}`` are filled in."""
+
+    system: str | None = Field(None, description="System message (omitted when unset).")
+    user: str = "{context}"
+    assistant: str = "{approach}"
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> EpisodeTemplate:
+        for text in (self.system or "", self.user, self.assistant):
+            try:
+                names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+            except ValueError as exc:
+                raise ValueError(f"invalid template {text!r}: {exc} (write {{{{ and }}}} for literal braces)") from None
+            unknown = names - set(EPISODE_FIELDS)
+            if unknown:
+                raise ValueError(f"unknown template field {sorted(unknown)[0]!r}; "
+                                 f"expected one of: {', '.join(EPISODE_FIELDS)}")
+        return self
+
+
+class EpisodicMemorySource(_FileSource):
+    """Leviathan episodes ``{episode_id, timestamp, type, content: {approach, outcome, context, confidence}}``
+    or experiences ``{approach, outcome, context, success, confidence}``, one a line."""
+
+    type: Literal["episodic_memory"]
+    outcome: Names | None = Field(None, description="Keep episodes whose outcome is one of these (case-insensitive).")
+    success: bool | None = Field(None, description="Keep experiences whose success flag equals this.")
+    min_confidence: float | None = Field(None, ge=0.0, le=1.0)
+    episode_type: Names | None = Field(None, description="Keep episodes of these types.")
+    since: datetime | None = Field(None, description="Keep episodes at or after this time (ISO 8601).")
+    until: datetime | None = Field(None, description="Keep episodes before this time (ISO 8601).")
+    template: EpisodeTemplate = Field(default_factory=EpisodeTemplate)
+
+
+class InteractionsSource(_FileSource):
+    """Agent conversation logs: ``{agent, task, messages (OpenAI-style, tool calls included), rating?, feedback?}``."""
+
+    type: Literal["interactions"]
+    agent: Names | None = None
+    task: Names | None = None
+    min_rating: float | None = Field(None, description="Keep rated conversations at or above this rating.")
+
+
+class WorkflowsSource(_FileSource):
+    """Workflow run records ``{run_id, workflow, agent?, input, steps: [...], status, output}``."""
+
+    type: Literal["workflows"]
+    status: Names = Field(default_factory=lambda: ["succeeded"], description="Run statuses to keep.")
+    workflow: Names | None = None
+
+
+class PersonalitySource(Strict):
+    """Renders every example of the other sources with an EEPS persona's system prompt."""
+
+    type: Literal["personality"]
+    persona: str = Field(description="The persona's context.yaml (contexts/agents/eeps/<id>/context.yaml).")
+    variables: dict[str, str] = Field(default_factory=dict, description="Values for the template's {{variables}}.")
+
+    @property
+    def path(self) -> str:
+        return self.persona
+
+
+class HfDiskSource(Strict):
+    """A Hugging Face ``datasets`` folder written by ``save_to_disk`` (rows as in a jsonl source)."""
+
+    type: Literal["hf_disk"]
+    path: str
+    split: str | None = Field(None, description="Which split of a DatasetDict (required for one).")
+    on_error: OnError = "fail"
+
+
+class PreferencesSource(_FileSource):
+    """Preference pairs for DPO: explicit chosen/rejected rows, or pairs derived from rated interactions
+    (same prompt, higher vs lower rating)."""
+
+    type: Literal["preferences"]
+    derive: Literal["none", "ratings"] = Field("none", description="ratings: pair rated interactions.")
+    agent: Names | None = None
+    task: Names | None = None
+    min_margin: float = Field(1.0, gt=0, description="ratings: least rating difference between chosen and rejected.")
+
+
+Source = Annotated[JsonlSource | EpisodicMemorySource | InteractionsSource | WorkflowsSource | PersonalitySource
+                   | HfDiskSource | PreferencesSource, Field(discriminator="type")]
+SOURCE_TYPES: tuple[str, ...] = ("jsonl", "episodic_memory", "interactions", "workflows", "personality", "hf_disk",
+                                 "preferences")
+# What each source yields: chat examples, preference pairs, or whichever the method needs.
+SOURCE_KINDS: dict[str, tuple[str, ...]] = {
+    "jsonl": ("chat", "preference"), "hf_disk": ("chat", "preference"), "episodic_memory": ("chat",),
+    "interactions": ("chat",), "workflows": ("chat",), "personality": ("chat", "preference"),
+    "preferences": ("preference",),
+}
+
+
+class Cap(Strict):
+    """Balance: at most ``max`` examples per value of ``by`` (the ones with the lowest row hash are kept)."""
+
+    by: Literal["agent", "task", "source", "persona"]
+    max: int = Field(gt=0)
 
 
 class Curation(Strict):
-    dedupe: Literal["none", "exact"] = Field("exact", description="Drop rows whose normalized text repeats.")
+    dedupe: Literal["none", "exact", "near"] = Field(
+        "exact", description="exact: drop rows whose normalized text repeats; near: also MinHash LSH near-duplicates.")
+    near_threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard similarity (character 5-grams) "
+                                                                   "at which two rows are near-duplicates.")
+    scrub_pii: bool = Field(True, description="Replace emails, phone numbers, API keys and tokens with placeholders.")
+    min_chars: int | None = Field(None, ge=0)
+    max_chars: int | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, gt=0)
+    tokenizer: Literal["approx", "cl100k_base", "o200k_base"] = Field(
+        "approx", description="Counts max_tokens: approx (characters / 4) or an OpenAI encoding (quicktok).")
+    languages: Names | None = Field(None, description="ISO 639-1 codes to keep (py3langid on the user+assistant "
+                                                     "text).")
+    answer_format: Literal["any", "json"] = Field("any", description="json: keep rows whose final answer is JSON.")
+    cap: Cap | None = None
 
 
 class Split(Strict):
     validation: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction held out, assigned by row hash.")
+    eval: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction held out for evaluation, never trained on.")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions(self) -> Split:
+        if self.validation + self.eval >= 1.0:
+            raise ValueError("validation + eval must leave some rows for training (sum < 1)")
+        return self
 
 
 class DatasetSpec(Strict):
-    sources: list[JsonlSource] = Field(min_length=1)
+    sources: list[Source] = Field(min_length=1)
     curation: Curation = Field(default_factory=Curation)
     split: Split = Field(default_factory=Split)
 

@@ -87,7 +87,8 @@ def test_held_out_split_and_json_schema_suites(ws, tmp_path):
     dataset = tmp_path / "store" / "ds"
     write_jsonl(dataset / "validation.jsonl", [
         {"messages": [{"role": "user", "content": "Capital of Peru?"}, {"role": "assistant", "content": "Lima"}],
-         "source": "data/train.jsonl", "line": 3}])
+         "provenance": {"source": "jsonl", "file": "data/train.jsonl", "line": 3, "ref": None, "agent": None,
+                        "task": None, "persona": None}}])
     spec = EvalSpec.model_validate({"suites": [
         {"name": "held", "split": "validation", "metric": "exact_match"},
         {"name": "shape", "path": "evals/capitals.jsonl", "metric": "json_schema",

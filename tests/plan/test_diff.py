@@ -20,8 +20,9 @@ from levcustom.state.lockfile import (
 
 
 def desired(name="m", r=8, gate_min=0.8, sha="aaa", records=10) -> DesiredModel:
-    d = {"format": "chat-v1", "sources": [{"type": "jsonl", "path": "data/x.jsonl", "on_error": "fail",
-                                           "sha256": sha, "records": records}], "curation": {}, "split": {}}
+    d = {"format": "dataset-v2", "sources": [{"key": "jsonl:data/x.jsonl", "type": "jsonl", "path": "data/x.jsonl",
+                                              "on_error": "fail", "sha256": sha, "records": records, "files": 1}],
+         "curation": {}, "split": {}}
     t = {"dataset": fingerprint(d), "base_model": "b", "training": {"lora": {"r": r}}}
     e = {"train": fingerprint(t), "gates": [{"metric": "g.exact_match", "min": gate_min}]}
     p = {"eval": fingerprint(e), "agents": ["a"], "tasks": []}
@@ -81,15 +82,27 @@ def test_lora_rank_retrains_and_reevaluates():
 
 def test_source_change_reports_record_delta():
     new = desired(sha="bbb", records=126)
-    new = DesiredModel(new.name, new.spec_file, new.stages, {"data/x.jsonl": (120, 4)})
+    new = DesiredModel(new.name, new.spec_file, new.stages, {"jsonl:data/x.jsonl": (120, 4)})
     plan = build_plan([new], applied(desired()))
     ds = next(c for c in plan.changes if c.stage == "dataset")
     assert ds.action is Action.REPLACE
-    assert ds.reasons == ["source data/x.jsonl changed: +120 / -4 records"]
-    # without the old manifest at hand, the counts are still shown
+    assert ds.reasons == ["+120 / -4 records (1 source changed)",
+                          "source jsonl:data/x.jsonl changed: +120 / -4 records"]
+    # without the old build's line hashes at hand, the record counts give a lower bound
     plan = build_plan([desired(sha="bbb", records=126)], applied(desired()))
     assert next(c for c in plan.changes if c.stage == "dataset").reasons == \
-        ["source data/x.jsonl changed: 10 -> 126 records"]
+        ["at least +116 / -0 records (1 source changed)", "source jsonl:data/x.jsonl changed: 10 -> 126 records"]
+
+
+def test_added_and_removed_sources_are_summed():
+    new = desired(sha="bbb", records=12)
+    extra = {"key": "interactions:logs", "type": "interactions", "path": "logs", "sha256": "c", "records": 30,
+             "files": 2}
+    stages = {**new.stages, "dataset": {**new.stages["dataset"], "sources": new.stages["dataset"]["sources"] + [extra]}}
+    plan = build_plan([DesiredModel("m", "specs/m.yaml", stages, {"jsonl:data/x.jsonl": (3, 1)})], applied(desired()))
+    reasons = next(c for c in plan.changes if c.stage == "dataset").reasons
+    assert reasons[0] == "+33 / -1 records (2 sources changed)"
+    assert "source interactions:logs added (30 records)" in reasons
 
 
 def test_removed_spec_destroys_consumer_first_and_keeps_artifacts():

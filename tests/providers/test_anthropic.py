@@ -172,7 +172,7 @@ def test_same_data_uploaded_once_and_new_data_retrains(repo, aws):
     assert code == 0, out + err
     assert len(aws.jobs) == 2 and len(aws.objects()) == 2
     write_jsonl(repo.root / "data" / "train.jsonl", support_rows(44))
-    assert "source data/train.jsonl changed: +4 / -0 records" in repo.run("plan").stdout
+    assert "source jsonl:data/train.jsonl changed: +4 / -0 records" in repo.run("plan").stdout
     code, out, err = apply_finishing_jobs(repo, aws, count=2)
     assert code == 0, out + err
     assert len(aws.jobs) == 4 and 3 <= len(aws.objects()) <= 4

@@ -85,7 +85,7 @@ def test_changed_data_retrains_and_identical_data_is_uploaded_once(repo, fake):
     assert uploads(fake) == 1 and jobs_created(fake) == 1
     write_jsonl(repo.root / "data" / "train.jsonl", chat_rows(n=20))
     plan = repo.run("plan").stdout
-    assert "source data/train.jsonl changed: +4 / -0 records" in plan
+    assert "source jsonl:data/train.jsonl changed: +4 / -0 records" in plan
     repo.run("apply", "--auto-approve")
     assert uploads(fake) == 2 and jobs_created(fake) == 2
 
@@ -145,7 +145,8 @@ def test_malformed_rows_rejected_before_any_upload(repo, fake):
         f.write(json.dumps({"messages": [{"role": "robot", "content": "x"}]}) + "\n")
         f.write(json.dumps({"messages": [{"role": "user", "content": "only a question"}]}) + "\n")
     out = repo.run("apply", "--auto-approve", check=1)
-    assert "data/train.jsonl:17:1: messages[0].role must be one of system, user, assistant (got 'robot')" in out.stderr
+    assert ("data/train.jsonl:17:1: messages[0].role must be one of system, user, assistant, tool (got 'robot')"
+            in out.stderr)
     assert "data/train.jsonl:18:1: the last message must be the assistant's" in out.stderr
     assert fake.requests == []
 

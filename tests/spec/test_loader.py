@@ -116,6 +116,53 @@ def test_deep_nesting_refused(tmp_path):
     assert any("nesting deeper" in e for e in errors(tmp_path, deep))
 
 
+def test_source_types_are_validated_per_type(tmp_path):
+    text = VALID.replace("- {type: jsonl, path: data/a.jsonl}",
+                         "- {type: interactions, path: logs/, agnt: reviewer}\n"
+                         "      - {type: episodic_memory, path: e.jsonl, min_confidence: 2,"
+                         " template: {user: '{ctx}'}}\n"
+                         "      - {type: podcasts, path: p}")
+    out = errors(tmp_path, text)
+    assert any("spec.dataset.sources[0].agnt: unknown key (did you mean 'agent'?); allowed keys: agent, min_rating,"
+               in e for e in out), out
+    assert any("sources[1].min_confidence: Input should be less than or equal to 1" in e for e in out), out
+    assert any("sources[1].template: Value error, unknown template field 'ctx'" in e for e in out), out
+    assert any("sources[2]" in e and "'jsonl', 'episodic_memory', 'interactions'" in e for e in out), out
+
+
+def test_sources_must_yield_what_the_method_trains_on(tmp_path):
+    text = VALID.replace("base_model: some/model", "base_model: some/model\n  method: dpo").replace(
+        "- {type: jsonl, path: data/a.jsonl}", "- {type: interactions, path: logs/}\n"
+                                               "      - {type: personality, persona: p.yaml}\n"
+                                               "      - {type: personality, persona: q.yaml}")
+    out = errors(tmp_path, text)
+    assert any("sources[0].type: interactions sources yield chat examples; method dpo trains on preference examples "
+               "(use type: preferences, derive: ratings)" in e for e in out), out
+    assert any("sources[2]: only one personality source per dataset" in e for e in out), out
+
+
+def test_for_each_declares_one_model_per_file(tmp_path):
+    for pid in ("nfj-visionary", "stp-adapter"):
+        (tmp_path / "personas" / pid).mkdir(parents=True)
+        (tmp_path / "personas" / pid / "context.yaml").write_text("metadata: {}\n")
+    text = "for_each: personas/*/context.yaml\n" + VALID.replace("name: reviewer", "name: reviewer-${each.key}") \
+        .replace("- {type: jsonl, path: data/a.jsonl}", "- {type: jsonl, path: data/a.jsonl}\n"
+                                                         "      - {type: personality, persona: '${each.path}'}")
+    specs = load(tmp_path, text)
+    assert [s.name for s in specs] == ["reviewer-nfj-visionary", "reviewer-stp-adapter"]
+    assert specs[1].model.spec.dataset.sources[1].persona == "personas/stp-adapter/context.yaml"
+    assert specs[0].file == specs[1].file == "s.yaml"
+
+
+def test_for_each_errors(tmp_path):
+    out = errors(tmp_path, "for_each: personas/*/context.yaml\n" + VALID)
+    assert out == ["s.yaml:1:1: for_each: 'personas/*/context.yaml' matches no file"]
+    out = errors(tmp_path, "for_each: ../*.yaml\n" + VALID)
+    assert "expected a glob relative to the repository root" in out[0]
+    out = errors(tmp_path, VALID.replace("name: reviewer", "name: r-${each.key}"))
+    assert out[0] == "s.yaml:4:3: metadata.name: '${each.key}' needs a 'for_each' at the top of the document"
+
+
 def test_eval_suite_and_gate_rules(tmp_path):
     from conftest import dedent
     from levcustom.errors import SpecError

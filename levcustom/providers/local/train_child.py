@@ -8,7 +8,9 @@ checkpoints that the next run resumes from.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -167,22 +169,29 @@ def _progress_callback(work_dir: Path):
     return Progress()
 
 
-def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
-    """The newest checkpoint that was written to the end: the Trainer writes ``trainer_state.json``
-    last, so a run killed while saving leaves a folder without it, which is skipped."""
-    steps = []
-    for folder in ckpt_dir.glob("checkpoint-*"):
-        suffix = folder.name.removeprefix("checkpoint-")
-        if suffix.isdigit() and (folder / "trainer_state.json").is_file():
-            steps.append((int(suffix), folder))
-    return str(max(steps)[1]) if steps else None
+def last_complete_checkpoint(ckpt_dir: Path, prune: bool) -> str | None:
+    """The newest checkpoint that was saved completely. The Trainer writes trainer_state.json last, so
+    a run killed while saving leaves a newer folder without it (or with it truncated): skip and
+    remove such folders rather than fail to resume."""
+    if not ckpt_dir.is_dir():
+        return None
+    found = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for folder in found:
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+            return str(folder)
+        except (OSError, ValueError):
+            if prune:  # one process (rank 0) cleans up; the others only skip
+                shutil.rmtree(folder, ignore_errors=True)
+    return None
 
 
 def run(job: LocalTrainJob) -> dict:
     work_dir = Path(job.work_dir)
     progress = _progress_callback(work_dir)
     trainer = build_trainer(job, callbacks=[progress])
-    resume = last_complete_checkpoint(Path(trainer.args.output_dir))
+    resume = last_complete_checkpoint(Path(trainer.args.output_dir), prune=_is_main_process())
     if _is_main_process():
         append_event(work_dir, {"status": "running", "resumed_from": resume})
     out = trainer.train(resume_from_checkpoint=resume)

@@ -143,15 +143,3 @@ def test_continued_sft_starts_from_the_previous_adapter(repo):
     assert "spec.training.init_adapter: the adapter has r=8, alpha=16; set training.lora to match (now r=4" \
         in out.stderr
 
-
-def test_resume_skips_a_checkpoint_killed_while_saving(tmp_path):
-    from levcustom.providers.local.train_child import last_complete_checkpoint
-
-    for step, complete in ((2, True), (4, True), (6, False)):
-        folder = tmp_path / f"checkpoint-{step}"
-        folder.mkdir()
-        (folder / "adapter_model.safetensors").write_bytes(b"x")
-        if complete:
-            (folder / "trainer_state.json").write_text("{}")
-    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
-    assert last_complete_checkpoint(tmp_path / "missing") is None
