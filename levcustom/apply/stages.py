@@ -21,7 +21,7 @@ from levcustom.evals.runner import Generation, evaluate, load_suites
 from levcustom.plan.desired import Context, ab_phase
 from levcustom.plan.model import StageChange
 from levcustom.providers import get_provider
-from levcustom.providers.base import JobStatus, ModelRef, Provider, Serving, TrainRequest, Upload
+from levcustom.providers.base import JobStatus, ModelRef, Provider, Serving, TokenCounter, TrainRequest, Upload
 from levcustom.spec.loader import LoadedSpec
 from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.atomic import atomic_write_text
@@ -181,8 +181,12 @@ def run_eval(sc: StageContext, ls: LoadedSpec, cfg: ResolvedConfig, change: Stag
     def judging(suite: str, done: int, total: int) -> None:
         sc.reporter.job_status(ls.name, JobStatus("running", f"judging {suite}: {done}/{total}", done / total))
 
+    def count_tokens(role: str, texts: list[str]) -> list[int] | None:
+        p, ref = models[role]
+        return p.count_tokens(ref.base_model, texts, cfg) if isinstance(p, TokenCounter) else None
+
     run = evaluate(suites, body.evals.gates, list(models), generate, JsonCache(sc.ws.cache / "judge.json"),
-                   judge_progress=judging)
+                   judge_progress=judging, count_tokens=count_tokens)
     run_dir = sc.ws.runs / "eval" / change.fingerprint
     run_dir.mkdir(parents=True, exist_ok=True)
     text = "".join(r.to_json() + "\n" for r in run.rows)

@@ -16,6 +16,8 @@ Scorer = Callable[[str, str], float]
 
 # Metrics scored 1/0 per case; the rest are graded (a fraction, seconds, or a judge's score).
 PASS_FAIL = frozenset({"exact_match", "contains", "regex", "json_valid", "json_schema", "tool_call_match"})
+# Metrics measured in units (seconds, tokens; lower is better), not scored in 0..1: gate them with max.
+UNBOUNDED = frozenset({"latency", "tokens"})
 
 
 def exact_match(output: str, expected: str) -> float:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from html import escape
 
 from levcustom.evals import stats
+from levcustom.evals.metrics import UNBOUNDED
 from levcustom.evals.plot import Bar, bar_chart
 from levcustom.evals.results import ROLES, CaseRow, by_metric, errors, slices
 from levcustom.state.lockfile import EvalState, MetricResult, PairedResult
@@ -42,7 +43,7 @@ def _role_bars(group: list[CaseRow]) -> list[Bar]:
 
 
 def _plot(rows: list[CaseRow]) -> str:
-    groups = {name: _role_bars(g) for name, g in by_metric(rows).items() if g[0].metric != "latency"}
+    groups = {name: _role_bars(g) for name, g in by_metric(rows).items() if g[0].metric not in UNBOUNDED}
     return bar_chart({k: v for k, v in groups.items() if v}, "Score per metric (95% bootstrap CI)")
 
 

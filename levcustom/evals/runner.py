@@ -31,6 +31,14 @@ class Generation:
 
 
 Generate = Callable[[str, list[list[dict[str, str]]]], Generation]  # (role, prompts) -> answers
+# (role, texts) -> tokens per text with that model's tokenizer, or None when it has none on disk
+CountTokens = Callable[[str, list[str]], list[int] | None]
+APPROX_TOKENS = "counted as characters / 4: no tokenizer for this model"
+
+
+def approx_tokens(text: str) -> int:
+    """The usual rule of thumb for English text when the model's tokenizer is unavailable."""
+    return (len(text) + 3) // 4
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ def load_suites(ws: Workspace, evals: EvalSpec, dataset_dir: Path | None) -> lis
         else:
             if dataset_dir is None:
                 raise LevcustomError(f"suite {suite.name}: the dataset is not built yet")
-            cases = held_out_cases(dataset_dir, f"{suite.name} (held-out split)")
+            cases = held_out_cases(dataset_dir, suite.split, f"{suite.name} ({suite.split} split)")
         out.append(LoadedSuite(suite, cases, _schema(ws, suite.schema_path) if suite.schema_path else None))
     return out
 
@@ -81,7 +89,8 @@ def _schema(ws: Workspace, rel: str) -> dict:
 
 def evaluate(suites: list[LoadedSuite], gates_spec, roles: list[str], generate: Generate, judge_cache: JsonCache,
              judge_client: Callable[[JudgeSpec], JudgeClient] = make_client,
-             judge_progress: Callable[[str, int, int], None] | None = None) -> EvalRun:
+             judge_progress: Callable[[str, int, int], None] | None = None,
+             count_tokens: CountTokens = lambda role, texts: None) -> EvalRun:
     """Answers of every role to every distinct prompt, scored per suite, summarized and gated."""
     index: dict[str, int] = {}
     prompts: list[list[dict[str, str]]] = []
@@ -99,7 +108,7 @@ def evaluate(suites: list[LoadedSuite], gates_spec, roles: list[str], generate: 
         if suite.spec.judge is not None:
             rows += _judged(suite, answers, roles, judge_cache, judge_client, judge_progress)
         else:
-            rows += _scored(suite, answers, roles, generations, len(prompts))
+            rows += _scored(suite, answers, roles, generations, len(prompts), count_tokens)
     return EvalRun(rows, summarize(rows), check_gates(list(gates_spec), rows))
 
 
@@ -110,14 +119,31 @@ def _row(suite: LoadedSuite, case: EvalCase, outputs: dict[str, str], scores: di
 
 
 def _scored(suite: LoadedSuite, answers: list[dict[str, str]], roles: list[str],
-            generations: dict[str, Generation], prompts: int) -> list[CaseRow]:
+            generations: dict[str, Generation], prompts: int, count_tokens: CountTokens) -> list[CaseRow]:
     if suite.spec.metric == "latency":
         # Batched generation gives no per-answer clock: each case gets its model's mean seconds per answer.
         per_case = {role: generations[role].seconds / prompts for role in roles}
         return [_row(suite, c, a, dict(per_case)) for c, a in zip(suite.cases, answers, strict=True)]
+    if suite.spec.metric == "tokens":
+        return _token_rows(suite, answers, roles, count_tokens)
     fn: Scorer = json_schema_scorer(suite.schema) if suite.schema is not None else METRIC_FUNCTIONS[suite.spec.metric]
     return [_row(suite, c, a, {role: fn(a[role], c.expected) for role in roles})
             for c, a in zip(suite.cases, answers, strict=True)]
+
+
+def _token_rows(suite: LoadedSuite, answers: list[dict[str, str]], roles: list[str],
+                count_tokens: CountTokens) -> list[CaseRow]:
+    """Each answer's length in tokens (lower is cheaper and faster to serve)."""
+    counts, approx = {}, set()
+    for role in roles:
+        texts = [a[role] for a in answers]
+        exact = count_tokens(role, texts)
+        if exact is None:
+            approx.add(role)
+        counts[role] = exact if exact is not None else [approx_tokens(t) for t in texts]
+    reasons = {role: APPROX_TOKENS for role in approx}
+    return [_row(suite, c, a, {role: float(counts[role][i]) for role in roles}, reasons=dict(reasons))
+            for i, (c, a) in enumerate(zip(suite.cases, answers, strict=True))]
 
 
 def _judged(suite: LoadedSuite, answers: list[dict[str, str]], roles: list[str], cache: JsonCache,

@@ -57,10 +57,10 @@ def load_suite(path: Path, rel: str) -> list[EvalCase]:
     return cases
 
 
-def held_out_cases(dataset_dir: Path, rel: str) -> list[EvalCase]:
-    """The dataset's validation split as cases: the conversation up to its last answer is the prompt,
-    that answer is expected; each case is tagged with the source file it came from."""
-    path = dataset_dir / "validation.jsonl"
+def held_out_cases(dataset_dir: Path, split: str, rel: str) -> list[EvalCase]:
+    """A held-out split (``eval`` or ``validation``) as cases: the conversation up to its last answer
+    is the prompt, that answer is expected; each case is tagged with the source file it came from."""
+    path = dataset_dir / f"{split}.jsonl"
     rows, issues = read_rows(path, rel) if path.is_file() else ([], [])
     if issues:
         raise LevcustomError(str(issues[0]))
@@ -73,5 +73,6 @@ def held_out_cases(dataset_dir: Path, rel: str) -> list[EvalCase]:
         source = provenance.get("file") if isinstance(provenance, dict) else None
         cases.append(EvalCase(msgs[:-1], msgs[-1][1], n, {"source": source} if isinstance(source, str) else {}))
     if not cases:
-        raise LevcustomError(f"{rel}: the held-out split is empty (too few examples or a small validation fraction)")
+        raise LevcustomError(f"{rel}: the {split} split is empty (too few examples, or dataset.split.{split} "
+                             "is 0 or too small)")
     return cases

@@ -153,6 +153,16 @@ class Provider(Protocol):
 
 
 @runtime_checkable
+class TokenCounter(Protocol):
+    """Optional capability: count tokens with the model's own tokenizer (the ``tokens`` eval metric).
+    For a provider without it, or when the tokenizer is not on disk, answers are counted as
+    characters / 4 and the eval row says so."""
+
+    def count_tokens(self, base_model: str, texts: list[str], config: ResolvedConfig) -> list[int] | None:
+        """Tokens in each text as the model tokenizes it, or None when its tokenizer is unavailable."""
+
+
+@runtime_checkable
 class Serving(Protocol):
     """Optional capability: a provider whose tuned models serve only through an endpoint that costs
     money while it exists (Bedrock provisioned throughput). The deploy stage creates it, destroy and

@@ -359,6 +359,14 @@ class OpenAIProvider:
         events = list(self._call("list events", lambda: client.fine_tuning.jobs.list_events(state.job_id, limit=100)))
         return [f"{e.created_at} [{e.level}] {e.message}" for e in reversed(events)]
 
+    def count_tokens(self, base_model: str, texts: list[str], config: ResolvedConfig) -> list[int] | None:
+        try:
+            import quicktok
+        except ImportError:
+            return None
+        enc = quicktok.get_encoding(encoding_name(base_model))
+        return [len(enc.encode(t)) for t in texts]
+
     def generate(self, models: list[ModelRef], prompts: list[list[dict[str, str]]],
                  config: ResolvedConfig) -> list[list[str]]:
         client = self.client(config)

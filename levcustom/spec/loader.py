@@ -243,9 +243,9 @@ def _gate_issues(doc: Document, model: ModelSpec) -> list[Issue]:
                                  f"{gate.metric} is a pairwise judge: it already scores the tuned model against "
                                  "its reference (win rate), so bound it with min (e.g. min: 0.5)"))
     for i, suite in enumerate(model.spec.evals.suites):
-        if suite.split == "validation" and model.spec.dataset.split.validation == 0:
+        if suite.split is not None and getattr(model.spec.dataset.split, suite.split) == 0:
             out.append(doc.issue(("spec", "evals", "suites", i, "split"),
-                                 "the dataset holds nothing out (dataset.split.validation is 0)"))
+                                 f"the dataset holds nothing out (dataset.split.{suite.split} is 0)"))
     names = [s.name for s in model.spec.evals.suites]
     for i, name in enumerate(names):
         if name in names[:i]:

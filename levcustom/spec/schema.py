@@ -17,7 +17,7 @@ NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 SUITE_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
 Metric = Literal["exact_match", "contains", "regex", "json_valid", "json_schema", "tool_call_match", "rouge_l", "chrf",
-                 "latency", "judge"]
+                 "latency", "tokens", "judge"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 
 
@@ -219,9 +219,10 @@ class JudgeSpec(Strict):
 class Suite(Strict):
     name: str = Field(pattern=SUITE_PATTERN)
     path: str | None = Field(None, description="JSONL rows: {messages | prompt, expected, tags?}.")
-    split: Literal["validation"] | None = Field(
-        None, description="Instead of a path: the held-out split of this model's dataset "
-                          "(prompt = the conversation, expected = its last assistant answer).")
+    split: Literal["eval", "validation"] | None = Field(
+        None, description="Instead of a path: a held-out split of this model's dataset (prompt = the "
+                          "conversation, expected = its last assistant answer). eval: the split set aside by "
+                          "dataset.split.eval, never seen in training; validation: the one training reports loss on.")
     metric: Metric
     schema_path: str | None = Field(None, alias="schema",
                                     description="json_schema: a JSON Schema file the output must validate against.")

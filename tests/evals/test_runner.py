@@ -9,7 +9,7 @@ import pytest
 from conftest import write_jsonl
 from fakes.anthropic_server import FakeAnthropic
 from levcustom.errors import LevcustomError
-from levcustom.evals.runner import Generation, evaluate, load_suites
+from levcustom.evals.runner import APPROX_TOKENS, Generation, evaluate, load_suites
 from levcustom.spec.schema import EvalSpec
 from levcustom.state.jsoncache import JsonCache
 from levcustom.workspace import Workspace
@@ -99,6 +99,38 @@ def test_held_out_split_and_json_schema_suites(ws, tmp_path):
     run = evaluate(suites, [], ["tuned", "base"], generate, JsonCache(None))
     assert run.results["held.exact_match"].tuned == 0.0  # '"Lima"' is not 'Lima'
     assert run.results["shape.json_schema"].tuned == 0.5 and run.results["shape.json_schema"].base == 0.0
+
+
+def test_tokens_metric_counts_with_the_models_tokenizer_or_says_it_estimated(ws):
+    spec = EvalSpec.model_validate({
+        "suites": [{"name": "length", "path": "evals/capitals.jsonl", "metric": "tokens"}],
+        "gates": [{"metric": "length.tokens", "max": 2}]})
+    generate, _ = answers_by_role({"tuned": {c: CITIES[c] for c in CITIES},
+                                   "base": {c: f"The capital of {c} is {CITIES[c]}." for c in CITIES}})
+
+    def words(role: str, texts: list[str]) -> list[int] | None:  # a tokenizer for the tuned model only
+        return [len(t.split()) for t in texts] if role == "tuned" else None
+
+    run = evaluate(load_suites(ws, spec, None), spec.gates, ["tuned", "base"], generate, JsonCache(None),
+                   count_tokens=words)
+    result = run.results["length.tokens"]
+    assert result.tuned == 1.0  # one word each
+    # the base's answers were estimated as characters / 4 ("The capital of France is Paris." -> 8)
+    assert result.base == sum((len(f"The capital of {c} is {CITIES[c]}.") + 3) // 4 for c in CITIES) / 4
+    assert run.rows[0].reasons == {"base": APPROX_TOKENS}
+    assert run.passed  # max 2 tokens: the upper CI bound of the tuned model's mean is 1
+
+
+def test_held_out_eval_split_is_read(ws, tmp_path):
+    dataset = tmp_path / "store" / "ds"
+    write_jsonl(dataset / "validation.jsonl", [])
+    write_jsonl(dataset / "eval.jsonl", [
+        {"messages": [{"role": "user", "content": "Capital of Spain?"}, {"role": "assistant", "content": "Madrid"}]}])
+    spec = EvalSpec.model_validate({"suites": [{"name": "held", "split": "eval", "metric": "exact_match"}]})
+    assert [c.expected for c in load_suites(ws, spec, dataset)[0].cases] == ["Madrid"]
+    spec = EvalSpec.model_validate({"suites": [{"name": "held", "split": "validation", "metric": "exact_match"}]})
+    with pytest.raises(LevcustomError, match=r"held \(validation split\): the validation split is empty"):
+        load_suites(ws, spec, dataset)
 
 
 def test_bad_suite_inputs_are_clear_errors(ws, tmp_path):

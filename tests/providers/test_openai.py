@@ -60,6 +60,20 @@ def test_sft_end_to_end_then_nothing_to_do(repo, fake):
     assert "No changes." in repo.run("apply", "--auto-approve").stdout
     assert len(fake.requests) == before  # re-apply talks to nobody
 
+    # A tokens suite counts the cached answers with the model's own encoding (o200k_base), asking nobody.
+    repo.edit("specs/ft-one.yaml", "metric: contains}", "metric: contains}\n      - {name: length, "
+              "path: evals/golden.jsonl, metric: tokens}")
+    repo.run("eval", "ft-one")
+    assert len(fake.requests) == before
+    ev = repo.lock()["models"]["ft-one"]["eval"]
+    rows = [json.loads(line) for line in (repo.root / ev["run_dir"] / "cases.jsonl").read_text().splitlines()]
+    import quicktok
+
+    enc = quicktok.get_encoding("o200k_base")
+    counted = [r for r in rows if r["metric"] == "tokens"]
+    assert counted and all(r["scores"]["tuned"] == len(enc.encode(r["outputs"]["tuned"])) and not r["reasons"]
+                           for r in counted)
+
     logs = repo.run("logs", "ft-one").stdout
     assert "Fine-tuning job started" in logs and "training loss" in logs
 

@@ -22,14 +22,23 @@ _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<
 _STRING, _ARRAY = 8, 9
 
 
+def find_model_dir(base_model: str, root: Path) -> Path | None:
+    """The HF-format folder of ``base_model`` already on disk (a repository folder, the converted copy
+    of a packaged GGUF, or an HF cache snapshot), or None. Never converts or downloads."""
+    folder = Path(base_model) if os.path.isabs(base_model) else root / base_model
+    converted = model_cache_dir() / "models" / base_model.replace("/", "--")
+    for candidate in (folder, converted):
+        if (candidate / "config.json").is_file():
+            return candidate
+    found = _hf_cache_snapshots(base_model)
+    return found[-1] if found else None
+
+
 def find_model_config(base_model: str, model_sources: dict[str, Any], root: Path) -> dict[str, Any] | None:
     """The HF ``config.json`` of ``base_model`` (or its GGUF equivalent), or None when none is on disk."""
-    folder = Path(base_model) if os.path.isabs(base_model) else root / base_model
-    if (folder / "config.json").is_file():
+    folder = find_model_dir(base_model, root)
+    if folder is not None:
         return _read_json(folder / "config.json")
-    converted = model_cache_dir() / "models" / base_model.replace("/", "--") / "config.json"
-    if converted.is_file():
-        return _read_json(converted)
     source = model_sources.get(base_model)
     if source:
         spec = importlib.util.find_spec(source["package"])
@@ -37,7 +46,7 @@ def find_model_config(base_model: str, model_sources: dict[str, Any], root: Path
             gguf = Path(spec.origin).parent / source["gguf_file"]
             if gguf.is_file():
                 return gguf_config(gguf)
-    return _hf_cache_config(base_model)
+    return None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -47,12 +56,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _hf_cache_config(repo_id: str) -> dict[str, Any] | None:
+def _hf_cache_snapshots(repo_id: str) -> list[Path]:
+    """The model's snapshot folders in the local HF cache that hold a config.json, oldest first."""
     hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
                / "hub")
     snapshots = hub / f"models--{repo_id.replace('/', '--')}" / "snapshots"
     found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
-    return _read_json(found[-1]) if found else None
+    return [f.parent for f in found]
 
 
 def _read(f: BinaryIO, fmt: str):

@@ -49,7 +49,7 @@ from levcustom.providers.local.memory import (
     gib,
     largest_fitting,
 )
-from levcustom.providers.local.modelinfo import find_model_config
+from levcustom.providers.local.modelinfo import find_model_config, find_model_dir
 from levcustom.state.lockfile import TrainState
 from levcustom.workspace import Workspace
 
@@ -349,6 +349,15 @@ class LocalProvider:
                                     hardware=config.hardware, output=str(output))
 
         return self._run_child("generate_child", job, "local generation")["outputs"]
+
+    def count_tokens(self, base_model: str, texts: list[str], config: ResolvedConfig) -> list[int] | None:
+        folder = find_model_dir(base_model, self.ws.root)
+        if folder is None or not (folder / "tokenizer.json").is_file():
+            return None
+        from tokenizers import Tokenizer  # the Rust tokenizer alone: no torch or transformers here
+
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
     def export_gguf(self, model_ref: str, adapter_sha: str, base_model: str, config: ResolvedConfig, *,
                     name: str, dtype: str) -> GgufExport:

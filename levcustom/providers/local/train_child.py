@@ -187,6 +187,18 @@ def last_complete_checkpoint(ckpt_dir: Path, prune: bool) -> str | None:
     return None
 
 
+def _peak_memory(cuda: bool) -> dict[str, float]:
+    """The measured peak, to set against the plan's estimate: the CUDA allocator's peak on a GPU,
+    else the process's peak resident memory (which includes the interpreter and libraries)."""
+    if cuda:
+        import torch
+
+        return {"peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30}
+    import resource
+
+    return {"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
 def run(job: LocalTrainJob) -> dict:
     work_dir = Path(job.work_dir)
     progress = _progress_callback(work_dir)
@@ -194,9 +206,15 @@ def run(job: LocalTrainJob) -> dict:
     resume = last_complete_checkpoint(Path(trainer.args.output_dir), prune=_is_main_process())
     if _is_main_process():
         append_event(work_dir, {"status": "running", "resumed_from": resume})
+    cuda = job.hardware.device == "cuda"
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
     out = trainer.train(resume_from_checkpoint=resume)
     metrics = {k: float(v) for k, v in out.metrics.items() if isinstance(v, (int, float))}
     metrics["train_loss"] = float(out.training_loss)
+    metrics.update(_peak_memory(cuda))
     if trainer.eval_dataset is not None:
         metrics.update({k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))})
     if progress.tokens and metrics.get("train_runtime"):

@@ -32,6 +32,7 @@ def test_qlora_sft_with_merge_and_model_card(repo):
     result = json.loads((work / "result.json").read_text())
     # QLoRA: every linear of the tiny model's 2 decoder blocks (7 each) ran in 4 bits under the adapter.
     assert result["trainer"] == "SFTTrainer" and result["quantized_linear_layers"] == 2 * 7
+    assert 0 < result["metrics"]["peak_rss_gib"] < 16  # the measured peak, beside the plan's estimate
     adapter = repo.root / lock["train"]["model_ref"]
     merged = repo.root / ".levcustom" / "store" / "merged" / lock["train"]["artifact_sha256"]
     assert (merged / "config.json").is_file() and (merged / "model.safetensors").is_file()
