@@ -147,6 +147,22 @@ def test_preference_pairs_train_dpo_on_another_provider(tmp_path, claude, openai
     assert len(claude.requests) == before
 
 
+@pytest.mark.slow
+def test_preference_pairs_train_local_dpo(tmp_path, claude, openai_fake, tiny_model):
+    repo = make_repo(tmp_path, claude, openai_fake)
+    repo.edit("specs/harmless.yaml", "base_model: gpt-4o-mini-2024-07-18\n  provider: openai",
+              f"base_model: {tiny_model}\n  provider: local\n  hardware: cpu")
+    repo.edit("specs/harmless.yaml", '"provider.poll_interval_s=0.01", "provider.max_poll_interval_s=0.05", ', "")
+    repo.edit("specs/harmless.yaml", "    split: {validation: 0.0}\n",
+              "    split: {validation: 0.0}\n  training: {epochs: 1, max_length: 64}\n")
+    out = repo.run("apply", "--auto-approve")
+    assert "12 of 12 prompts generated" in out.stdout, out.stdout + out.stderr
+    [work] = repo.root.glob(".levcustom/runs/train/*")
+    result = json.loads((work / "result.json").read_text())
+    assert result["trainer"] == "DPOTrainer" and result["metrics"]["train_loss"] > 0
+    assert openai_fake.requests == []  # the pairs trained here, on the local model
+
+
 def test_supervised_revisions_keep_their_provenance(tmp_path, claude, openai_fake):
     repo = make_repo(tmp_path, claude, openai_fake, train="sft", rounds=2)
     repo.run("apply", "--auto-approve")
