@@ -12,7 +12,6 @@ from pathlib import Path
 
 from levcustom.config.compose import ConfigResolver
 from levcustom.config.models import ResolvedConfig
-from levcustom.datasets.cai import cai_inputs, inspect_cai
 from levcustom.datasets.diff import file_line_hashes, record_delta
 from levcustom.datasets.manifest import load_line_hashes, load_manifest
 from levcustom.datasets.sources import SourceInfo, source_info, source_keys
@@ -73,6 +72,8 @@ def observe(ws: Workspace, specs: list[LoadedSpec], configs: dict[str, ResolvedC
         cfg = configs[ls.name]
         d_in = fp.dataset_inputs(ls.model, sources)
         if body.cai:
+            from levcustom.datasets.cai import cai_inputs  # lazy: the CAI client stack, only for cai specs
+
             d_in["cai"] = cai_inputs(body, cfg, constitution[body.cai.constitution].sha256)
         provider = get_provider(ls.model.spec.provider, ws)
         t_in = fp.train_inputs(ls.model, provider.name, provider.result_config(cfg), fp.fingerprint(d_in))
@@ -171,6 +172,8 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
         key = fp.fingerprint({"provider": provider.name, "train": change.inputs, "config": cfg.provider})
         report = cache.get(key)
         if report is None:
+            from levcustom.datasets.cai import inspect_cai
+
             report = (inspect_cai if body.cai else _inspect)(ws, ls, cfg, provider)
             cache.put(key, report)
         if "generation" in report:
