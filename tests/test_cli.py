@@ -31,6 +31,7 @@ def test_plan_apply_replan_cycle(repo):
     assert (repo.root / train["model_ref"] / "adapter_config.json").is_file()
     resolved = json.loads(repo.run("resolve", "helper", "--task", "answering", "--json").stdout)
     assert resolved["model"] == "tiny" and resolved["model_ref"] == train["model_ref"]
+    assert "agents [helper] tasks [answering]" in repo.run("show", "tiny").stdout
 
     # A new gate threshold re-runs eval and deploy only, without training or generating again.
     repo.edit("specs/tiny.yaml", "min: 0.5", "min: 0.6")

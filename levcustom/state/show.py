@@ -37,8 +37,9 @@ def render_state(lock: Lock, only: str | None = None) -> str:
                 lines.append(f"             {'✓' if g.passed else '✗'} {escape(g.detail)}")
         if m.deploy:
             p = m.deploy
-            lines.append(f"  deploy   {p.fingerprint[:12]}  agents [{', '.join(p.agents)}]"
-                         f" tasks [{', '.join(p.tasks)}]")
+            # escaped: rich would read "[router]" as a markup tag and drop it
+            lines.append(f"  deploy   {p.fingerprint[:12]}  " + escape(f"agents [{', '.join(p.agents)}] "
+                                                                   f"tasks [{', '.join(p.tasks)}]"))
         for stage, intent in m.intents.items():
             lines.append(f"  [yellow]interrupted {stage}[/] since {intent.started_at} (job {intent.job_id}): "
                          "the next apply resumes it")
