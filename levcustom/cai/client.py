@@ -15,6 +15,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from levcustom.cai.settings import CaiSettings
 from levcustom.errors import LevcustomError
@@ -85,6 +86,22 @@ class ReplyLog:
         self._file.close()
 
 
+def request_key(model: str, system: str | None, user: str, max_tokens: int, sample: int) -> str:
+    """The cache key of one generation request (``sample`` tells independent draws apart)."""
+    return hashlib.sha256(json.dumps(["v1", model, system, user, max_tokens, sample],
+                                     ensure_ascii=False).encode()).hexdigest()
+
+
+class Completer(Protocol):
+    """What CAI generation calls: Claude (``MessagesClient``) or a local stand-in (``cai.local``)."""
+
+    settings: CaiSettings
+    usage: Usage
+
+    def complete(self, model: str, system: str | None, user: str, sample: int = 0) -> Reply:
+        """The reply to one user message, or the error that kept it from being made."""
+
+
 class MessagesClient:
     """``complete`` = one Messages API call, cached and rate limited."""
 
@@ -105,8 +122,7 @@ class MessagesClient:
         """The reply to one user message; ``sample`` tells apart independent draws of the same request
         (the model samples; this SDK takes no temperature)."""
         s = self.settings
-        key = hashlib.sha256(json.dumps(["v1", model, system, user, s.max_tokens, sample],
-                                        ensure_ascii=False).encode()).hexdigest()
+        key = request_key(model, system, user, s.max_tokens, sample)
         hit = self.log.get(key)
         if hit is not None:
             self.usage.add_cached()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from levcustom.cai import prompts
-from levcustom.cai.client import MessagesClient
+from levcustom.cai.client import Completer
 from levcustom.cai.constitution import Constitution
 from levcustom.datasets.jsonl import ChatExample, Example, Messages, PreferenceExample, Provenance, row_key
 
@@ -44,7 +44,7 @@ class _Failed(Exception):
 
 @dataclass(frozen=True)
 class Generator:
-    client: MessagesClient
+    client: Completer
     constitution: Constitution
     mode: Literal["sft", "dpo"]
     rounds: int

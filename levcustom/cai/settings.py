@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from levcustom.config.models import ResolvedConfig
 from levcustom.providers.hosted import validated_settings
+
+LOCAL_PREFIX = "local:"
 
 
 class TokenPrice(BaseModel):
@@ -29,9 +31,20 @@ class CaiSettings(BaseModel):
     max_failed_fraction: float = Field(0.1, ge=0, le=1)
     price_per_1m_tokens: dict[str, TokenPrice] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _one_backend(self) -> CaiSettings:
+        if self.responder_model is not None and self.responder_model.startswith(LOCAL_PREFIX) != self.local:
+            raise ValueError("cai.model and cai.responder_model must both be local: models or both Claude models")
+        return self
+
     @property
     def responder(self) -> str:
         return self.responder_model or self.model
+
+    @property
+    def local(self) -> bool:
+        """A local model stands in for Claude (offline runs): ``local:<base model>``."""
+        return self.model.startswith(LOCAL_PREFIX)
 
 
 def cai_settings(config: ResolvedConfig) -> CaiSettings:

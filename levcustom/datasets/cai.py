@@ -75,7 +75,7 @@ def inspect_cai(ws: Workspace, ls: LoadedSpec, config: ResolvedConfig, provider)
     loaded, issues = load_constitution(ws.resolve_path(body.cai.constitution), body.cai.constitution)
     items, bad = read_prompts(ws, body)
     issues += bad
-    if s.model not in s.price_per_1m_tokens:
+    if not s.local and s.model not in s.price_per_1m_tokens:
         issues.append(ls.doc.issue(("spec", "method"), f"no price for cai model {s.model!r} in "
                                                        "conf/cai/default.yaml price_per_1m_tokens"))
     prompt_tokens = [sum(len(c) for _, c in p.messages) // CHARS_PER_TOKEN + 1 for p in items]
@@ -88,7 +88,8 @@ def inspect_cai(ws: Workspace, ls: LoadedSpec, config: ResolvedConfig, provider)
     tokens_out = calls * s.max_tokens
     price = s.price_per_1m_tokens.get(s.model)
     usd = (tokens_in * price.input + tokens_out * price.output) / 1e6 if price else 0.0
-    note = (f"constitutional-AI data: {len(items)} prompts x {calls_per_prompt(body)} Messages API calls = {calls:,} "
+    where = "generations on the local model (no API cost)" if s.local else "Messages API calls"
+    note = (f"constitutional-AI data: {len(items)} prompts x {calls_per_prompt(body)} {where} = {calls:,} "
             f"calls on {s.model}, at most ~{tokens_in:,} input + {tokens_out:,} output tokens"
             + (f" x ${price.input:g}/${price.output:g} per 1M" if price else "") + " (less for cached replies)")
     return {"examples": len(items), "tokens": train_tokens, "issues": [i.__dict__ for i in issues],
@@ -111,11 +112,19 @@ def build_cai_dataset(ws: Workspace, body: ModelBody, config: ResolvedConfig, mi
     if issues or bad:
         raise SpecError(issues + bad)
     log = ReplyLog(ws.cache / "cai" / "replies.jsonl")
+    local = None
     try:
-        client = MessagesClient(s, log)
+        if s.local:
+            from levcustom.cai.local import LocalMessagesClient
+
+            client = local = LocalMessagesClient(s, log, ws.root, config.provider.get("model_sources", {}))
+        else:
+            client = MessagesClient(s, log)
         generator = Generator(client, loaded.constitution, body.cai.train, body.cai.rounds, body.cai.seed)
         outcomes = generate_all(generator, items, s.concurrency, progress)
     finally:
+        if local is not None:
+            local.close()
         log.close()
     failures = [{"source": o.prompt.source, "line": o.prompt.line, "error": o.error} for o in outcomes if o.error]
     if len(failures) > s.max_failed_fraction * len(outcomes):

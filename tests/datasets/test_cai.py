@@ -163,6 +163,34 @@ def test_preference_pairs_train_local_dpo(tmp_path, claude, openai_fake, tiny_mo
     assert openai_fake.requests == []  # the pairs trained here, on the local model
 
 
+@pytest.mark.slow
+def test_local_model_stands_in_for_claude_offline(tmp_path, claude, openai_fake, tiny_model):
+    repo = make_repo(tmp_path, claude, openai_fake, train="sft", n=6)
+    repo.edit("specs/harmless.yaml", "base_model: gpt-4o-mini-2024-07-18\n  provider: openai",
+              f"base_model: {tiny_model}\n  provider: local\n  hardware: cpu")
+    repo.edit("specs/harmless.yaml", '"provider.poll_interval_s=0.01", "provider.max_poll_interval_s=0.05", ',
+              f'"cai.model=local:{tiny_model}", "cai.max_tokens=16", ')
+    repo.edit("specs/harmless.yaml", "    split: {validation: 0.0}\n",
+              "    split: {validation: 0.0}\n  training: {epochs: 1, max_length: 64}\n")
+    repo.env.pop("ANTHROPIC_API_KEY")  # offline: no key, no API
+    plan = json.loads(repo.run("plan", "--json").stdout)
+    note = next(e for e in plan["estimates"] if e["note"].startswith("constitutional-AI data"))
+    assert "6 prompts x 3 generations on the local model (no API cost)" in note["note"] and note["usd"] == 0
+    out = repo.run("apply", "--auto-approve")
+    assert "6 of 6 prompts generated (18 API calls, 0 from the cache)" in out.stdout, out.stdout + out.stderr
+    assert claude.requests == [] and openai_fake.requests == []
+    rows, prov = built_rows(repo), manifest(repo)["provenance"]
+    # The tiny model's own sampled text, revised once: real generations, kept with their provenance.
+    assert len(rows) == 6 and all(r["messages"][-1]["content"] == p["rounds"][-1]["revision"]
+                                  for r, p in zip(rows, prov, strict=True))
+    assert len({p["rounds"][0]["response"] for p in prov}) > 1  # sampled, not one canned answer
+    assert manifest(repo)["usage"]["output_tokens"] > 0
+    # A rebuild from scratch draws nothing again: every reply comes from the cache.
+    (repo.root / "levcustom.lock").unlink()
+    out = repo.run("apply", "--auto-approve")
+    assert "(0 API calls, 18 from the cache)" in out.stdout, out.stdout
+
+
 def test_supervised_revisions_keep_their_provenance(tmp_path, claude, openai_fake):
     repo = make_repo(tmp_path, claude, openai_fake, train="sft", rounds=2)
     repo.run("apply", "--auto-approve")
