@@ -89,15 +89,19 @@ def test_kill_mid_training_resumes_from_checkpoint(repo):
 
 def test_ctrl_c_mid_training_stops_cleanly_and_resumes(repo):
     repo.edit("specs/tiny.yaml", "epochs: 4", "epochs: 40")
+    # A terminal's foreground job takes Ctrl-C; a shell's background job starts with SIGINT ignored (and
+    # a test run launched in the background would pass that on): give the CLI the terminal's disposition.
     proc = subprocess.Popen([sys.executable, "-m", "levcustom.cli", "apply", "--auto-approve", "-C", str(repo.root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(repo.root.glob(".levcustom/runs/train/*/checkpoints/checkpoint-*")):
         assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint was written"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends to the foreground group
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and "nterrupted" in err and "Traceback" not in err
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "nterrupted" in err and "Traceback" not in err, \
+        f"exit {proc.returncode}\n{out}\n{err}"
     assert not (repo.root / ".levcustom.lock.info").exists()  # released on the way out
     assert "train" in read_lock(repo.root / "levcustom.lock").models["tiny"].intents
     assert "resumes the apply interrupted" in repo.run("plan").stdout
