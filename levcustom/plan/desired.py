@@ -21,7 +21,7 @@ from levcustom.plan import fingerprint as fp
 from levcustom.plan.diff import DesiredModel, build_plan
 from levcustom.plan.model import Action, Estimate, Plan
 from levcustom.providers import get_provider
-from levcustom.providers.base import Serving
+from levcustom.providers.base import DeployChecker, Serving
 from levcustom.spec.loader import LoadedSpec, load_specs
 from levcustom.spec.schema import EXAMPLE_KIND
 from levcustom.state.jsoncache import JsonCache
@@ -160,6 +160,8 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
         ls, cfg = specs[change.model], configs[change.model]
         body = ls.model.spec
         provider = get_provider(body.provider, ws)
+        if change.stage == "deploy" and isinstance(provider, DeployChecker):
+            issues += [ls.doc.issue(p.key_path, p.message) for p in provider.check_deploy(body, cfg)]
         if change.stage == "deploy" and isinstance(provider, Serving):
             hourly = provider.serving_estimate(body.base_model, cfg)
             if hourly is not None:

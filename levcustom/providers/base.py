@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from levcustom.config.models import ResolvedConfig
 from levcustom.datasets.jsonl import Example
 from levcustom.errors import Issue
+from levcustom.spec.schema import ModelBody
 from levcustom.state.lockfile import TrainState
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -150,6 +151,15 @@ class Provider(Protocol):
     def generate(self, models: list[ModelRef], prompts: list[list[dict[str, str]]],
                  config: ResolvedConfig) -> list[list[str]]:
         """Greedy answers of each model to each prompt (one list per model)."""
+
+
+@runtime_checkable
+class DeployChecker(Protocol):
+    """Optional capability: offline, plan-time checks of a spec's deploy block (for example that
+    the deploy target can serve this base model), so a deploy that cannot work fails at plan."""
+
+    def check_deploy(self, body: ModelBody, config: ResolvedConfig) -> list[ConfigProblem]:
+        """Problems located by key path in the spec; [] when the deployment can proceed."""
 
 
 @runtime_checkable

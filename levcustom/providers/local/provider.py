@@ -50,6 +50,7 @@ from levcustom.providers.local.memory import (
     largest_fitting,
 )
 from levcustom.providers.local.modelinfo import find_model_config, find_model_dir
+from levcustom.spec.schema import ModelBody
 from levcustom.state.lockfile import TrainState
 from levcustom.workspace import Workspace
 
@@ -349,6 +350,20 @@ class LocalProvider:
                                     hardware=config.hardware, output=str(output))
 
         return self._run_child("generate_child", job, "local generation")["outputs"]
+
+    def check_deploy(self, body: ModelBody, config: ResolvedConfig) -> list[ConfigProblem]:
+        if body.deploy.target != "ollama":
+            return []
+        found = find_model_config(body.base_model, config.provider.get("model_sources", {}), self.ws.root)
+        if found is None:  # not on disk yet: the export says why at deploy
+            return []
+        from levcustom.providers.local.gguf_export import UnsupportedModel, gguf_architecture
+
+        try:
+            gguf_architecture(found)
+        except UnsupportedModel as exc:
+            return [ConfigProblem(("spec", "deploy", "target"), f"deploy target ollama: {exc}")]
+        return []
 
     def count_tokens(self, base_model: str, texts: list[str], config: ResolvedConfig) -> list[int] | None:
         folder = find_model_dir(base_model, self.ws.root)

@@ -119,6 +119,22 @@ def test_ollama_deploy_round_trip(repo, tmp_path):
         assert fake.tags()[1]["models"] == []
 
 
+def test_ollama_target_refuses_an_architecture_it_cannot_export_at_plan(repo, tiny_model, tmp_path):
+    import shutil
+
+    qwen = tmp_path / "qwen-shaped"
+    shutil.copytree(tiny_model, qwen)
+    config = json.loads((qwen / "config.json").read_text())
+    (qwen / "config.json").write_text(json.dumps({**config, "model_type": "qwen2",
+                                                  "architectures": ["Qwen2ForCausalLM"]}))
+    repo.edit("specs/tiny.yaml", f"base_model: {tiny_model}", f"base_model: {qwen}")
+    repo.edit("specs/tiny.yaml", "    tasks: [answering]", "    tasks: [answering]\n    target: ollama")
+    err = repo.run("plan", check=1).stderr
+    assert "spec.deploy.target: deploy target ollama: GGUF export supports llama, mistral models " \
+           "(this base model is 'qwen2')" in err, err
+    assert "Traceback" not in err
+
+
 def losses(work) -> list[float]:
     return [e["loss"] for e in map(json.loads, (work / "events.jsonl").read_text().splitlines()) if "loss" in e]
 
