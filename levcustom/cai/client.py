@@ -92,6 +92,15 @@ def request_key(model: str, system: str | None, user: str, max_tokens: int, samp
                                      ensure_ascii=False).encode()).hexdigest()
 
 
+def cached_reply(log: ReplyLog, usage: Usage, key: str) -> Reply | None:
+    """The logged reply to a request already made (counted as cached), or None."""
+    hit = log.get(key)
+    if hit is None:
+        return None
+    usage.add_cached()
+    return Reply(hit, cached=True)
+
+
 class Completer(Protocol):
     """What CAI generation calls: Claude (``MessagesClient``) or a local stand-in (``cai.local``)."""
 
@@ -123,10 +132,8 @@ class MessagesClient:
         (the model samples; this SDK takes no temperature)."""
         s = self.settings
         key = request_key(model, system, user, s.max_tokens, sample)
-        hit = self.log.get(key)
-        if hit is not None:
-            self.usage.add_cached()
-            return Reply(hit, cached=True)
+        if (hit := cached_reply(self.log, self.usage, key)) is not None:
+            return hit
         kwargs = {}
         if system:
             block = {"type": "text", "text": system}

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
-from levcustom.cai.client import Reply, ReplyLog, Usage, request_key
+from levcustom.cai.client import Reply, ReplyLog, Usage, cached_reply, request_key
 from levcustom.cai.settings import LOCAL_PREFIX, CaiSettings
 from levcustom.errors import LevcustomError
 
@@ -37,10 +37,8 @@ class LocalMessagesClient:
 
     def complete(self, model: str, system: str | None, user: str, sample: int = 0) -> Reply:
         key = request_key(model, system, user, self.settings.max_tokens, sample)
-        hit = self.log.get(key)
-        if hit is not None:
-            self.usage.add_cached()
-            return Reply(hit, cached=True)
+        if (hit := cached_reply(self.log, self.usage, key)) is not None:
+            return hit
         request = {"system": system, "user": user, "max_tokens": self.settings.max_tokens, "seed": int(key[:8], 16)}
         with self._lock:
             proc = self._child(model.removeprefix(LOCAL_PREFIX))

@@ -20,6 +20,7 @@ def main() -> int:
     model_dir = resolve_base_model(setup["base_model"], setup["model_sources"], Path(setup["root"]))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     model = AutoModelForCausalLM.from_pretrained(
         model_dir, dtype=torch.bfloat16 if device == "cuda" else torch.float32).to(device).eval()
     for line in sys.stdin:
@@ -31,7 +32,7 @@ def main() -> int:
         torch.manual_seed(request["seed"])
         with torch.inference_mode():
             out = model.generate(**ids, max_new_tokens=request["max_tokens"], do_sample=True, temperature=1.0,
-                                 top_p=1.0, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+                                 top_p=1.0, pad_token_id=pad_id)
         new = out[0, ids["input_ids"].shape[1]:]
         text = tokenizer.decode(new, skip_special_tokens=True).strip()
         sys.stdout.write(json.dumps({"text": text, "input_tokens": int(ids["input_ids"].shape[1]),

@@ -160,10 +160,10 @@ def preflight(ws: Workspace, plan: Plan, specs: dict[str, LoadedSpec], configs: 
         ls, cfg = specs[change.model], configs[change.model]
         body = ls.model.spec
         provider = get_provider(body.provider, ws)
-        if change.stage == "deploy" and isinstance(provider, DeployChecker):
-            issues += [ls.doc.issue(p.key_path, p.message) for p in provider.check_deploy(body, cfg)]
-        if change.stage == "deploy" and isinstance(provider, Serving):
-            hourly = provider.serving_estimate(body.base_model, cfg)
+        if change.stage == "deploy":
+            if isinstance(provider, DeployChecker):
+                issues += [ls.doc.issue(p.key_path, p.message) for p in provider.check_deploy(body, cfg)]
+            hourly = provider.serving_estimate(body.base_model, cfg) if isinstance(provider, Serving) else None
             if hourly is not None:
                 estimates.append(Estimate(model=change.model, tokens=0, hours=hourly.hours, usd=hourly.usd,
                                           note=hourly.note))

@@ -76,20 +76,30 @@ def encoding_name(base_model: str) -> str:
         else "o200k_base"
 
 
+def encoded_lengths(texts: list[str], base_model: str) -> list[int] | None:
+    """Tokens in each text with the model family's real BPE (``quicktok`` ships the encodings
+    offline), or None when quicktok is not installed."""
+    try:
+        import quicktok
+    except ImportError:
+        return None
+    enc = quicktok.get_encoding(encoding_name(base_model))
+    if hasattr(enc, "count_batch"):
+        return [int(c) for c in enc.count_batch(texts)]
+    return [len(enc.encode(t)) for t in texts]
+
+
 def count_tokens(examples: list[Example], base_model: str) -> tuple[list[int], str]:
     """Tokens per example, counted like OpenAI's cookbook: 3 per message + role + content, + 3 per example.
     Uses the real BPE (``quicktok`` ships the encodings offline) or, without it, characters / 4."""
     texts: list[list[str]] = [[t for msgs in message_lists(ex) for m in msgs for t in m] for ex in examples]
-    try:
-        import quicktok
-
-        enc = quicktok.get_encoding(encoding_name(base_model))
-        flat = [t for ts in texts for t in ts]
-        counts = iter(int(c) for c in enc.count_batch(flat)) if hasattr(enc, "count_batch") \
-            else iter(len(enc.encode(t)) for t in flat)
+    flat = [t for ts in texts for t in ts]
+    exact = encoded_lengths(flat, base_model)
+    if exact is not None:
+        counts = iter(exact)
         note = f"counted with {encoding_name(base_model)}"
-    except ImportError:
-        counts = iter(len(t) // 4 for ts in texts for t in ts)
+    else:
+        counts = iter(len(t) // 4 for t in flat)
         note = "estimated as characters / 4 (quicktok not installed)"
     per_example = []
     for ts in texts:
@@ -360,12 +370,7 @@ class OpenAIProvider:
         return [f"{e.created_at} [{e.level}] {e.message}" for e in reversed(events)]
 
     def count_tokens(self, base_model: str, texts: list[str], config: ResolvedConfig) -> list[int] | None:
-        try:
-            import quicktok
-        except ImportError:
-            return None
-        enc = quicktok.get_encoding(encoding_name(base_model))
-        return [len(enc.encode(t)) for t in texts]
+        return encoded_lengths(texts, base_model)
 
     def generate(self, models: list[ModelRef], prompts: list[list[dict[str, str]]],
                  config: ResolvedConfig) -> list[list[str]]:
