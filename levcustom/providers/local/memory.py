@@ -15,8 +15,11 @@ decoder-only (Llama-family) model with frozen base weights:
   kept, plus one layer recomputed during backward. (Checked against the bytes autograd's
   saved-tensor hooks see for SmolLM2-135M: within 3%.) On CPU, dropout is not fused: its
   mask is a tensor of the activation dtype, not of bytes;
-* the loss: trl's fused LM head scores up to 32,768 positions per chunk; a chunk holds the
-  logits in the compute dtype plus fp32 log-softmax, its exponent and gradient;
+* the loss: trl's fused LM head never holds the full logits. It projects tiles of at most
+  4,096 positions x 32,768 vocabulary entries into one reused buffer in the compute dtype. On
+  CUDA a Triton kernel folds each tile in registers, so the buffer is all; elsewhere the torch
+  fallback keeps about five fp32 copies of the tile (the backward's logits, log-probabilities,
+  probabilities and gradient). Add the gathered hidden states and their fp32 gradient;
 * DPO runs chosen and rejected rows together: twice the rows per batch;
 * the runtime: on CPU the trainer's Python heap (tokenizer, dataset, trl state), measured at
   about 0.15 GiB; on CUDA the context and cuBLAS workspaces outside PyTorch's allocator.
@@ -35,7 +38,9 @@ _NF4_BYTES = (4 + 8 / 64 + 32 / (64 * 256)) / 8  # 4-bit codes + 8-bit absmax pe
 _TRAINABLE_BYTES = 4 + 4 + 8  # fp32 LoRA weight, gradient, AdamW exp_avg + exp_avg_sq
 # Memory a CUDA process holds outside PyTorch's allocator (context, cuBLAS workspaces).
 _RUNTIME_OVERHEAD = {"cuda": 0.75 * GIB, "cpu": 0.15 * GIB, "mps": 0.25 * GIB}
-_LOSS_CHUNK = 32768  # trl's _CHUNKED_LOGPROB_CHUNK_SIZE: positions whose logits exist at once
+# trl's fused LM head (trl.kernels.chunked_logprob): TOKEN_CHUNK_SIZE x _CHUNKED_LOGPROB_CHUNK_SIZE tiles
+_LOSS_TILE_TOKENS, _LOSS_TILE_VOCAB = 4096, 32768
+_LOSS_TILE_COPIES = {"cuda": 0, "cpu": 5 * 4, "mps": 5 * 4}  # fp32 bytes per tile entry beyond the buffer
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -148,7 +153,8 @@ def estimate_memory(shape: ModelShape, training: TrainingConfig, hardware: Hardw
     else:
         activations = tokens * shape.layers * per_layer
     activations += tokens * shape.hidden * (act + 4)  # embedding output, final norm input (fp32)
-    loss = min(tokens, _LOSS_CHUNK) * shape.vocab * (act + 4 + 4 + 4)
+    tile = min(tokens, _LOSS_TILE_TOKENS) * min(shape.vocab, _LOSS_TILE_VOCAB)
+    loss = tile * (act + _LOSS_TILE_COPIES[hardware.device]) + tokens * shape.hidden * (act + 4)
     return MemoryEstimate(weights=weights, trainable=trainable, activations=activations, loss=loss,
                           overhead=_RUNTIME_OVERHEAD[hardware.device], rows=rows, seq_len=training.max_length)
 

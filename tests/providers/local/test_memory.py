@@ -92,3 +92,21 @@ def test_batch_split_picks_the_largest_fitting_divisor():
     assert (profile.per_device, profile.accumulation, profile.fits) == (16, 1, False)
     assert largest_fitting(SMOLLM2, training(max_length=2048), hw, "sft", 16) == choice.per_device
     assert largest_fitting(SMOLLM2, training(max_length=2048), hardware(memory_gb=0.1), "sft", 16) is None
+
+
+def test_loss_term_follows_trls_fused_lm_head_tiles():
+    from trl.kernels import chunked_logprob
+    from trl.trainer import utils as trl_utils
+
+    from levcustom.providers.local import memory
+
+    # The tile the estimate assumes is the one trl's fused LM head allocates.
+    assert memory._LOSS_TILE_TOKENS == chunked_logprob.TOKEN_CHUNK_SIZE
+    assert memory._LOSS_TILE_VOCAB == trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE
+    t = training()
+    cuda = [estimate_memory(SMOLLM2, t, hardware(), per_device_batch=b).loss for b in (16, 32)]
+    # Past one tile of 4,096 positions only the hidden states and their gradient grow, never the logits.
+    assert cuda[1] - cuda[0] == 16 * 512 * SMOLLM2.hidden * (2 + 4)
+    assert cuda[0] < 0.3 * GIB  # one bf16 tile (256 MiB) plus hidden states, not 8,192 x 49,152 logits
+    cpu = estimate_memory(SMOLLM2, t, hardware(device="cpu", precision="fp32"), per_device_batch=16).loss
+    assert cpu > 5 * cuda[0]  # the torch fallback keeps fp32 copies of the tile
