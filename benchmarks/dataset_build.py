@@ -17,13 +17,15 @@ Then, timed in this process (``time.perf_counter``), each figure next to its bas
 3. **Append 1,000 rows** to one file, then build: seconds, vs a full rebuild of the same data
    (cache emptied), side by side; the build reports how many rows it read vs reused.
 4. **No-change plan** (subprocess ``levcustom plan``, after ``levcustom dataset build``): warm
-   wall time (median of ``--repeats``, process start included) and ``make_plan`` in-process,
-   vs the same plan with the stat cache deleted (every source file re-hashed).
+   wall time (median of ``--repeats``, process start included) answered from the plan memo,
+   and planned without it (``LEVCUSTOM_PLAN_MEMO=0``), and ``make_plan`` in-process, vs the
+   same plan with the stat cache deleted (every source file re-hashed).
 
 Figures go to ``benchmarks/_work/dataset_build.json``. Usage::
 
     .venv/bin/python benchmarks/dataset_build.py                 # 1,000,000 rows in 10 files
     .venv/bin/python benchmarks/dataset_build.py --rows 20000    # quick check
+    .venv/bin/python benchmarks/dataset_build.py --reuse --plan-only   # (4) alone, on the last data
 """
 
 from __future__ import annotations
@@ -237,32 +239,37 @@ def incremental() -> dict:
             "incremental_rows_read": inc.work.read, "incremental_rows_reused": inc.work.reused}
 
 
-def _lev(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
+def _lev(*args: str, memo: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", "LEVCUSTOM_PLAN_MEMO": "1" if memo else "0"}
     return subprocess.run([str(Path(sys.executable).parent / "levcustom"), *args, "-C", str(WORK)],
                           capture_output=True, text=True, env=env, check=False)
 
 
 def no_change_plan(repeats: int) -> dict:
+    from levcustom.plan.memo import RACY_NS
+
     for path in (WORK / "levcustom.lock", WORK / ".levcustom.lock.info"):
         path.unlink(missing_ok=True)
     built = _lev("dataset", "build")
     assert built.returncode == 0, built.stderr
     _lev("plan")  # untimed: fills the preflight cache for the planned training
+    time.sleep(RACY_NS / 1e9)  # the memo records no input changed less than this before the plan
+    _lev("plan", "--json")  # untimed: records the plan memo
 
-    def plan_once() -> float:
+    def plan_once(memo: bool) -> float:
         t = time.perf_counter()
-        out = _lev("plan", "--json")
+        out = _lev("plan", "--json", memo=memo)
         elapsed = time.perf_counter() - t
         plan = json.loads(out.stdout)
         assert {c["stage"]: c["action"] for c in plan["changes"]}["dataset"] == "no-op", out.stdout
         return elapsed
 
-    warm = [plan_once() for _ in range(repeats)]
+    warm = [plan_once(True) for _ in range(repeats)]
+    no_memo = [plan_once(False) for _ in range(repeats)]
     cold = []
     for _ in range(repeats):
         _clear("stat.json")
-        cold.append(plan_once())
+        cold.append(plan_once(False))
     from levcustom.plan.desired import make_plan
     from levcustom.state.lockfile import read_lock
     from levcustom.workspace import Workspace
@@ -275,8 +282,10 @@ def no_change_plan(repeats: int) -> dict:
         make_plan(ws, read_lock(ws.lockfile), [ws.specs_dir])
         inproc.append(time.perf_counter() - t)
     help_s = statistics.median(_time(lambda: _lev("--help")) for _ in range(repeats))
-    return {"warm_plan_s": statistics.median(warm), "stat_cache_deleted_plan_s": statistics.median(cold),
+    return {"warm_plan_s": statistics.median(warm), "warm_plan_no_memo_s": statistics.median(no_memo),
+            "stat_cache_deleted_plan_s": statistics.median(cold),
             "ratio_warm_vs_rehash": statistics.median(warm) / statistics.median(cold),
+            "ratio_no_memo_vs_rehash": statistics.median(no_memo) / statistics.median(cold),
             "make_plan_in_process_s": statistics.median(inproc), "levcustom_help_s": help_s}
 
 
@@ -293,6 +302,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--reuse", action="store_true", help="keep the generated data of the last run")
     ap.add_argument("--skip-steps", action="store_true", help="skip the step-by-step breakdown (memory)")
+    ap.add_argument("--plan-only", action="store_true", help="only the no-change plan (4); needs --reuse")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     stamp = WORK / ".bench-params.json"
@@ -305,6 +315,10 @@ def main() -> None:
         print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s", flush=True)
     load = os.getloadavg()
     results: dict = {"params": params, "cpus": os.cpu_count(), "loadavg_before": load}
+    if args.plan_only:
+        results["plan"] = no_change_plan(args.repeats)
+        print(json.dumps(results["plan"], indent=1))
+        return
     results["full_build"] = full_build()
     fb = results["full_build"]
     print(f"full build: {fb['seconds']:.1f} s, {fb['rows_per_s']:,.0f} rows/s, {fb['cpu_seconds']:.1f} CPU s "
@@ -319,9 +333,10 @@ def main() -> None:
           f"(ratio {inc['ratio_incremental_vs_full']:.3f}; read {inc['incremental_rows_read']}, reused "
           f"{inc['incremental_rows_reused']})", flush=True)
     results["plan"] = p = no_change_plan(args.repeats)
-    print(f"no-change plan: {p['warm_plan_s']:.3f} s warm (levcustom --help alone {p['levcustom_help_s']:.3f} s; "
-          f"make_plan in-process {p['make_plan_in_process_s']:.3f} s) vs {p['stat_cache_deleted_plan_s']:.3f} s "
-          f"re-hashing (ratio {p['ratio_warm_vs_rehash']:.3f})", flush=True)
+    print(f"no-change plan: {p['warm_plan_s']:.3f} s warm from the plan memo, {p['warm_plan_no_memo_s']:.3f} s "
+          f"planning without it (levcustom --help alone {p['levcustom_help_s']:.3f} s; make_plan in-process "
+          f"{p['make_plan_in_process_s']:.3f} s) vs {p['stat_cache_deleted_plan_s']:.3f} s re-hashing (ratios "
+          f"{p['ratio_warm_vs_rehash']:.3f}, {p['ratio_no_memo_vs_rehash']:.3f})", flush=True)
     results["loadavg_after"] = os.getloadavg()
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"wrote {RESULTS}")

@@ -23,6 +23,9 @@ Then it times, as subprocesses (after one untimed warm-up run of each tool):
   (re-hashes that file only) and one ``dvc status`` (same); the file is then restored
   (truncated back, mtime reset) and both caches re-settled.
 
+levcustom's plan memo (a no-change plan replays the last output) is off here
+(``LEVCUSTOM_PLAN_MEMO=0``): DVC has no such thing, and this compares the planners' work.
+
 Every levcustom plan's output must contain ``Plan: 4N to add`` (4 stages a model), and
 every warm ``dvc status`` must report up to date: the benchmark proves both tools looked
 at all N models/stages. Results are printed as a table and written to
@@ -68,7 +71,7 @@ INCREMENTAL_ROWS = 100
 
 PYCACHE = WORK_ROOT / "pycache"  # bytecode of both tools (see _env)
 
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "NO_COLOR": "1", "COLUMNS": "120"}
+ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "NO_COLOR": "1", "COLUMNS": "120", "LEVCUSTOM_PLAN_MEMO": "0"}
 ENV.pop("FORCE_COLOR", None)
 
 

@@ -122,20 +122,27 @@ def plan(paths: SpecPaths = None, root: Root = Path("."), set_: Sets = None, tar
          refresh: Annotated[bool, typer.Option("--refresh", help="Read providers' real state first (drift); "
                                                                 "needs credentials.")] = False) -> None:
     """Show what apply would do, and why. Read-only: no credentials, no jobs, no ML imports."""
+    from levcustom.plan import memo
     from levcustom.plan.desired import make_plan
     from levcustom.plan.planfile import save_plan
     from levcustom.state.lockfile import read_lock
 
-    ws = _ws(root)
-    lock = read_lock(ws.lockfile)
-    the_plan, _ = make_plan(ws, lock, _paths(ws, paths), sets=set_, targets=target, purge=purge, refresh=refresh)
-    _render(the_plan, Format.json if json_ else format_)
-    if out:
-        save_plan(the_plan, out)
-        if not json_ and format_ is Format.text:
-            console.print(f"\nSaved the plan to {out}. To perform exactly these actions, run: levcustom apply {out}")
-    if detailed_exitcode and the_plan.has_changes:
-        raise typer.Exit(2)
+    with memo.recording() as recorder:  # records for the next identical plan (see plan/memo.py)
+        ws = _ws(root)
+        lock = read_lock(ws.lockfile)
+        the_plan, _ = make_plan(ws, lock, _paths(ws, paths), sets=set_, targets=target, purge=purge,
+                                refresh=refresh)
+        _render(the_plan, Format.json if json_ else format_)
+        if out:
+            save_plan(the_plan, out)
+            if not json_ and format_ is Format.text:
+                console.print(f"\nSaved the plan to {out}. To perform exactly these actions, run: "
+                              f"levcustom apply {out}")
+        code = 2 if detailed_exitcode and the_plan.has_changes else 0
+        if recorder:
+            recorder.done(code)
+    if code:
+        raise typer.Exit(code)
 
 
 def _render(the_plan, fmt: Format) -> None:

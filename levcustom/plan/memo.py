@@ -1,0 +1,290 @@
+"""The plan memo: a no-change ``levcustom plan`` answered before any heavy import.
+
+Planning itself takes milliseconds; a plan process spends ~0.3 s importing pydantic, typer and
+rich and building the schemas. So when a plan finishes, it records what its answer depended on:
+
+* every path it opened, listed or stat'ed (an audit hook sees opens and directory listings; a
+  wrapper around ``os.stat``/``os.lstat`` sees existence checks and the stat cache), with device,
+  inode, size, mtime and ctime, or "absent";
+* a context key: argv, cwd, the whole environment (hashed), the local date (provider sunset
+  warnings), the terminals' sizes (rich wraps to them), the interpreter, and the stats of
+  levcustom's own code and of the import path's folders (an upgrade changes them).
+
+The next plan with the same context re-stats those paths and, when every one matches, prints the
+recorded output and exits with the recorded code, in a few milliseconds.
+
+A wrong "No changes" is the worst bug a planner can have, so the memo is conservative:
+
+* ctime is compared, and no user tool can set it back: rewriting a file with the same size and
+  a restored mtime still misses;
+* nothing is recorded when any input changed less than ``RACY_NS`` before the plan started
+  (git's racy-clean rule: a same-tick edit would be invisible), when the plan wrote to stderr,
+  started a process, changed folder, used a path it cannot name, or failed;
+* files the plan itself writes (its caches) are not inputs: they are derived from the inputs;
+* ``--out``, ``--refresh`` and ``--help`` never use it; ``LEVCUSTOM_PLAN_MEMO=0`` turns it off.
+
+The memo lives in ``.levcustom/cache/plan-memo.json``; a committed copy cannot match, because
+the context includes inode numbers and ctimes of this checkout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from stat import S_ISDIR
+
+RACY_NS = 2_000_000_000  # coarse filesystem timestamps (FAT: 2 s) cannot order edits closer than this
+MAX_ENTRIES = 16
+SWITCH = "LEVCUSTOM_PLAN_MEMO"
+_BYPASS = ("--out", "-out", "--refresh", "--help")
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_SPAWN_EVENTS = {"os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "os.exec", "subprocess.Popen",
+                 "os.chdir", "os.fchdir"}
+_WRITE_EVENTS = {"os.rename", "os.replace", "os.remove", "os.rmdir", "os.mkdir", "os.truncate", "os.utime",
+                 "os.chmod", "os.link", "os.symlink", "shutil.rmtree", "shutil.move", "shutil.copyfile"}
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# levcustom's code is in the context key; the kernel's pseudo-files are not inputs.
+_IGNORED = frozenset((_PACKAGE, "/proc", "/sys", "/dev"))
+_REAL_STAT, _REAL_LSTAT = os.stat, os.lstat
+
+
+def _eligible(argv: list[str]) -> bool:
+    return (argv[:1] == ["plan"] and os.environ.get(SWITCH, "1") != "0"
+            and not any(a.split("=")[0] in _BYPASS for a in argv))
+
+
+def _root(argv: list[str]) -> str:
+    """The ``-C/--chdir`` folder of a plan command line (click's spellings), default the cwd."""
+    root = "."
+    for i, a in enumerate(argv):
+        if a in ("-C", "--chdir") and i + 1 < len(argv):
+            root = argv[i + 1]
+        elif a.startswith("--chdir="):
+            root = a.split("=", 1)[1]
+        elif a.startswith("-C") and len(a) > 2:
+            root = a[2:]
+    return os.path.realpath(root)
+
+
+def memo_file(root: str) -> str:
+    return os.path.join(root, ".levcustom", "cache", "plan-memo.json")
+
+
+def _stat(path: str, follow: bool = True) -> list[int] | None:
+    try:
+        st = _REAL_STAT(path) if follow else _REAL_LSTAT(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not follow and S_ISDIR(st.st_mode):
+        # Path.resolve() lstat's every ancestor folder: what matters is which folder it is, not its entries.
+        return [st.st_dev, st.st_ino, st.st_mode]
+    return [st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _code_stamp() -> list:
+    """Stats of levcustom's source files and of the import path's folders."""
+    stamp = [[p, _stat(p)] for p in sys.path if p and os.path.isdir(p)]
+    for folder, _, files in os.walk(_PACKAGE):
+        stamp += [[f, _stat(os.path.join(folder, f))] for f in sorted(files) if f.endswith(".py")]
+    return stamp
+
+
+def _terminals() -> list:
+    out = []
+    for fd in (0, 1, 2):
+        try:
+            out.append([os.isatty(fd), tuple(os.get_terminal_size(fd))])
+        except OSError:
+            out.append([False, None])
+    return out
+
+
+def context_key(argv: list[str]) -> str:
+    """Everything besides files a plan's output depends on, hashed."""
+    env = sorted((k, v) for k, v in os.environ.items() if k != "_")  # "_": the shell's last command path
+    parts = [argv, os.getcwd(), env, time.strftime("%Y-%m-%d"), _terminals(),
+             sys.version, sys.executable, sys.flags.utf8_mode, sys.stdout.encoding, _code_stamp()]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def replay(argv: list[str]) -> int | None:
+    """Print the memo's output for this plan and return its exit code, or None when the plan must run."""
+    if not _eligible(argv):
+        return None
+    try:
+        with open(memo_file(_root(argv)), "rb") as f:
+            entry = json.loads(f.read()).get(context_key(argv))
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not entry or not entry["paths"] or any(_stat(p, follow) != st for p, follow, st in entry["paths"]):
+        return None
+    sys.stdout.write(entry["stdout"])
+    sys.stdout.flush()
+    return entry["exit"]
+
+
+class _Tee:
+    """Stands in for sys.stdout (rich looks it up at each write): writes through and keeps a copy."""
+
+    def __init__(self, inner, on_write) -> None:
+        self._inner, self._on_write = inner, on_write
+
+    def write(self, text: str) -> int:
+        self._on_write(text)
+        return self._inner.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+class Recorder:
+    """Collects what one plan reads; ``done(code)`` saves the memo entry if it is safe to replay."""
+
+    def __init__(self, argv: list[str], key: str) -> None:
+        self.argv, self.key = argv, key
+        self.read: dict[str, bool] = {}  # path -> follow symlinks
+        self.written: set[str] = set()
+        self.stdout: list[str] = []
+        self.spoiled = False
+        self.start_ns = time.time_ns()
+
+    # -- collection -------------------------------------------------------------------------
+    def _path(self, path) -> str | None:
+        if isinstance(path, int) or path is None:
+            return None
+        try:
+            return os.path.abspath(os.fsdecode(path))
+        except (TypeError, ValueError):
+            self.spoiled = True
+            return None
+
+    def audit(self, event: str, args: tuple) -> None:
+        if event == "open":
+            path, mode, flags = args
+            if isinstance(path, int):
+                return
+            p = self._path(path)
+            if p is not None:
+                writes = (flags & _WRITE_FLAGS) if mode is None else any(c in mode for c in "wax+")
+                (self.written.add(p) if writes else self.read.setdefault(p, True))
+        elif event in ("os.listdir", "os.scandir"):
+            path = args[0] if args else "."
+            if isinstance(path, int):
+                self.spoiled = True  # a listing by file descriptor: its folder has no name here
+            elif (p := self._path(path or ".")) is not None:
+                self.read.setdefault(p, True)
+        elif event in _WRITE_EVENTS:
+            for a in args[:2]:
+                if isinstance(a, (str, bytes, os.PathLike)):
+                    self.written.add(self._path(a))
+        elif event in _SPAWN_EVENTS:
+            self.spoiled = True
+
+    def stat_seen(self, path, follow: bool) -> None:
+        if not isinstance(path, int):
+            p = self._path(path)
+            if p is not None:
+                self.read.setdefault(p, follow)
+
+    def on_stderr(self, text: str) -> None:
+        if text:
+            self.spoiled = True  # a warning the replay would not repeat
+
+    # -- saving -----------------------------------------------------------------------------
+    def done(self, code: int) -> None:
+        """The plan succeeded with ``code``: record it unless anything makes a replay unsafe."""
+        if self.spoiled:
+            return
+        written_dirs = {os.path.dirname(p) for p in self.written}
+        paths = []
+        for p, follow in sorted(self.read.items()):
+            if p in written_dirs or _inside(p, self.written) or _inside(p, _IGNORED):
+                continue
+            st = _stat(p, follow)
+            if st is not None and len(st) > 3 and max(st[4], st[5]) >= self.start_ns - RACY_NS:
+                return  # changed too recently to tell a later same-tick edit apart
+            paths.append([p, follow, st])
+        if not paths:
+            return
+        file = memo_file(_root(self.argv))
+        try:
+            with open(file, "rb") as f:
+                memo = json.loads(f.read())
+        except (OSError, ValueError):
+            memo = {}
+        memo = memo if isinstance(memo, dict) else {}
+        memo[self.key] = {"paths": paths, "stdout": "".join(self.stdout), "exit": code, "at": time.time_ns()}
+        memo = dict(sorted(memo.items(), key=lambda kv: kv[1].get("at", 0))[-MAX_ENTRIES:])
+        from levcustom.state.atomic import atomic_write_text
+
+        os.makedirs(os.path.dirname(file), exist_ok=True)
+        atomic_write_text(Path(file), json.dumps(memo))
+
+
+def _inside(path: str, folders) -> bool:
+    """Whether ``path`` or one of its folders is in ``folders`` (a folder the plan wrote and renamed
+    into place counts for every file in it)."""
+    while True:
+        if path in folders:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+
+
+_armed: tuple[list[str], str] | None = None  # (argv, context key), set by the console entry point
+_active: Recorder | None = None
+_hooked = False
+
+
+def arm(argv: list[str]) -> None:
+    """Called by the console entry point before anything is imported: this plan may be recorded."""
+    global _armed
+    if _eligible(argv):
+        _armed = (argv, context_key(argv))
+
+
+def _hook(event: str, args: tuple) -> None:
+    if _active is not None:
+        _active.audit(event, args)
+
+
+class recording:
+    """Context for the plan command: records it when the entry point armed the memo, else nothing."""
+
+    def __enter__(self) -> Recorder | None:
+        global _active, _hooked
+        if _armed is None:
+            return None
+        _active = Recorder(*_armed)
+        if not _hooked:  # audit hooks cannot be removed: one per process, idle outside a recording
+            sys.addaudithook(_hook)
+            _hooked = True
+        self._saved = os.stat, os.lstat, sys.stdout, sys.stderr
+        real_stat, real_lstat = os.stat, os.lstat
+
+        def stat(path, *a, **kw):
+            if _active is not None and kw.get("dir_fd") is None:
+                _active.stat_seen(path, kw.get("follow_symlinks", True))
+            return real_stat(path, *a, **kw)
+
+        def lstat(path, *a, **kw):
+            if _active is not None and kw.get("dir_fd") is None:
+                _active.stat_seen(path, False)
+            return real_lstat(path, *a, **kw)
+
+        os.stat, os.lstat = stat, lstat
+        sys.stdout = _Tee(sys.stdout, _active.stdout.append)
+        sys.stderr = _Tee(sys.stderr, _active.on_stderr)
+        return _active
+
+    def __exit__(self, *exc) -> None:
+        global _active
+        if _armed is not None:
+            os.stat, os.lstat, sys.stdout, sys.stderr = self._saved
+            _active = None
