@@ -110,3 +110,17 @@ def test_loss_term_follows_trls_fused_lm_head_tiles():
     assert cuda[0] < 0.3 * GIB  # one bf16 tile (256 MiB) plus hidden states, not 8,192 x 49,152 logits
     cpu = estimate_memory(SMOLLM2, t, hardware(device="cpu", precision="fp32"), per_device_batch=16).loss
     assert cpu > 5 * cuda[0]  # the torch fallback keeps fp32 copies of the tile
+
+
+def test_estimate_within_15_percent_of_the_h100_measurements():
+    """The peaks measured on one H100 (benchmarks/results/h100, bf16, rows of 512 tokens)."""
+    from pathlib import Path
+
+    results = Path(__file__).parents[3] / "benchmarks" / "results" / "h100" / "memory_estimate_cuda_smollm2-135m.json"
+    measured = {int(r["setting"].split(",")[0].split()[1]): r["measured_gib"]
+                for r in json.loads(results.read_text())["results"]}
+    assert set(measured) == {16, 32}
+    t = training(max_length=512, completion_only_loss=False)
+    for batch, gib in measured.items():
+        est = estimate_memory(SMOLLM2, t, hardware(per_device_batch_size=batch, memory_gb=80), per_device_batch=batch)
+        assert abs(est.total / GIB / gib - 1) <= 0.15, (batch, est.describe(), gib)
