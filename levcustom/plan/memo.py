@@ -19,8 +19,13 @@ A wrong "No changes" is the worst bug a planner can have, so the memo is conserv
   a restored mtime still misses;
 * nothing is recorded when any input changed less than ``RACY_NS`` before the plan started
   (git's racy-clean rule: a same-tick edit would be invisible), when the plan wrote to stderr,
-  started a process, changed folder, used a path it cannot name, or failed;
-* files the plan itself writes (its caches) are not inputs: they are derived from the inputs;
+  started a process, changed folder, read a pipe, a device or its own ``/proc/self`` files (a
+  spec on ``/dev/stdin``), used a path it cannot name, or failed;
+* only ``.levcustom/cache/`` and the files the plan itself writes are not inputs: they are
+  derived from the inputs. A folder is compared in full (its entries) once it was listed or
+  stat'ed, even if ``Path.resolve()`` lstat'ed it first;
+* a memo that cannot be read, or a path that cannot be stat'ed, means "plan for real", and a
+  memo that cannot be written never changes the plan's outcome;
 * ``--out``, ``--refresh`` and ``--help`` never use it; ``LEVCUSTOM_PLAN_MEMO=0`` turns it off.
 
 The memo lives in ``.levcustom/cache/plan-memo.json``; a committed copy cannot match, because
@@ -32,10 +37,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
-from stat import S_ISDIR
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 RACY_NS = 2_000_000_000  # coarse filesystem timestamps (FAT: 2 s) cannot order edits closer than this
 MAX_ENTRIES = 16
@@ -46,9 +52,11 @@ _SPAWN_EVENTS = {"os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.syst
                  "os.chdir", "os.fchdir"}
 _WRITE_EVENTS = {"os.rename", "os.replace", "os.remove", "os.rmdir", "os.mkdir", "os.truncate", "os.utime",
                  "os.chmod", "os.link", "os.symlink", "shutil.rmtree", "shutil.move", "shutil.copyfile"}
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# levcustom's code is in the context key; the kernel's pseudo-files are not inputs.
-_IGNORED = frozenset((_PACKAGE, "/proc", "/sys", "/dev"))
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # in the context key, not an input
+_KERNEL = frozenset(("/proc", "/sys"))  # system facts (CPU features...), not inputs, except a process's own files:
+_PROCESS = re.compile(r"/proc/(self|thread-self|\d+)(/|$)")
+_DEVICES = frozenset(("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"))
+_IGNORED_ENV = frozenset(("_", "OLDPWD", "SHLVL"))  # the shell's bookkeeping: no plan reads them
 _REAL_STAT, _REAL_LSTAT = os.stat, os.lstat
 
 
@@ -105,7 +113,7 @@ def _terminals() -> list:
 
 def context_key(argv: list[str]) -> str:
     """Everything besides files a plan's output depends on, hashed."""
-    env = sorted((k, v) for k, v in os.environ.items() if k != "_")  # "_": the shell's last command path
+    env = sorted((k, v) for k, v in os.environ.items() if k not in _IGNORED_ENV)
     parts = [argv, os.getcwd(), env, time.strftime("%Y-%m-%d"), _terminals(),
              sys.version, sys.executable, sys.flags.utf8_mode, sys.stdout.encoding, _code_stamp()]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
@@ -118,13 +126,16 @@ def replay(argv: list[str]) -> int | None:
     try:
         with open(memo_file(_root(argv)), "rb") as f:
             entry = json.loads(f.read()).get(context_key(argv))
-    except (OSError, ValueError, AttributeError):
+        if not entry or not entry["paths"] or any(_stat(p, follow) != st for p, follow, st in entry["paths"]):
+            return None
+        out, code = entry["stdout"], entry["exit"]
+        if not isinstance(out, str) or code not in (0, 2):
+            return None
+    except Exception:  # an unreadable memo, a path that cannot be stat'ed: plan for real
         return None
-    if not entry or not entry["paths"] or any(_stat(p, follow) != st for p, follow, st in entry["paths"]):
-        return None
-    sys.stdout.write(entry["stdout"])
+    sys.stdout.write(out)
     sys.stdout.flush()
-    return entry["exit"]
+    return code
 
 
 class _Tee:
@@ -170,13 +181,13 @@ class Recorder:
             p = self._path(path)
             if p is not None:
                 writes = (flags & _WRITE_FLAGS) if mode is None else any(c in mode for c in "wax+")
-                (self.written.add(p) if writes else self.read.setdefault(p, True))
+                (self.written.add(p) if writes else self._saw(p, True))
         elif event in ("os.listdir", "os.scandir"):
             path = args[0] if args else "."
             if isinstance(path, int):
                 self.spoiled = True  # a listing by file descriptor: its folder has no name here
             elif (p := self._path(path or ".")) is not None:
-                self.read.setdefault(p, True)
+                self._saw(p, True)
         elif event in _WRITE_EVENTS:
             for a in args[:2]:
                 if isinstance(a, (str, bytes, os.PathLike)):
@@ -188,7 +199,12 @@ class Recorder:
         if not isinstance(path, int):
             p = self._path(path)
             if p is not None:
-                self.read.setdefault(p, follow)
+                self._saw(p, follow)
+
+    def _saw(self, path: str, follow: bool) -> None:
+        # Once opened, listed or stat'ed through symlinks, a path is compared in full: an lstat
+        # alone (Path.resolve() on a folder about to be globbed) would keep only its identity.
+        self.read[path] = self.read.get(path, False) or follow
 
     def on_stderr(self, text: str) -> None:
         if text:
@@ -196,27 +212,43 @@ class Recorder:
 
     # -- saving -----------------------------------------------------------------------------
     def done(self, code: int) -> None:
-        """The plan succeeded with ``code``: record it unless anything makes a replay unsafe."""
-        if self.spoiled:
-            return
-        written_dirs = {os.path.dirname(p) for p in self.written}
+        """The plan succeeded with ``code``: record it unless anything makes a replay unsafe.
+        Never raises: the memo must not change the outcome of a plan."""
+        try:
+            paths = None if self.spoiled else self._inputs()
+            if paths:
+                self._save(paths, code)
+        except Exception:
+            pass
+
+    def _inputs(self) -> list | None:
+        """[path, follow, stat] of every input, or None when one makes a replay unsafe."""
+        root = _root(self.argv)
+        derived = self.written | {os.path.dirname(memo_file(root)), _PACKAGE}  # the plan's caches, its code
         paths = []
         for p, follow in sorted(self.read.items()):
-            if p in written_dirs or _inside(p, self.written) or _inside(p, _IGNORED):
+            if p in _DEVICES or _inside(p, derived):
+                continue
+            if _inside(p, _KERNEL):
+                if _PROCESS.match(p):
+                    return None  # this process's own files (its stdin...): nothing to compare next time
                 continue
             st = _stat(p, follow)
+            if st is not None and not (S_ISREG(st[2]) or S_ISDIR(st[2]) or S_ISLNK(st[2])):
+                return None  # a pipe or device (a spec read from /dev/stdin): it can change unseen
             if st is not None and len(st) > 3 and max(st[4], st[5]) >= self.start_ns - RACY_NS:
-                return  # changed too recently to tell a later same-tick edit apart
+                return None  # changed too recently to tell a later same-tick edit apart
             paths.append([p, follow, st])
-        if not paths:
-            return
+        return paths
+
+    def _save(self, paths: list, code: int) -> None:
         file = memo_file(_root(self.argv))
         try:
             with open(file, "rb") as f:
                 memo = json.loads(f.read())
         except (OSError, ValueError):
             memo = {}
-        memo = memo if isinstance(memo, dict) else {}
+        memo = {k: v for k, v in memo.items() if isinstance(v, dict)} if isinstance(memo, dict) else {}
         memo[self.key] = {"paths": paths, "stdout": "".join(self.stdout), "exit": code, "at": time.time_ns()}
         memo = dict(sorted(memo.items(), key=lambda kv: kv[1].get("at", 0))[-MAX_ENTRIES:])
         from levcustom.state.atomic import atomic_write_text

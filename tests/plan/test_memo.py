@@ -11,30 +11,40 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+import pytest
+
+from conftest import write_jsonl
 from levcustom.plan import memo
 
 AGE = memo.RACY_NS / 1e9 + 0.2  # inputs younger than this are not recorded (racy-clean rule)
 
 
-def run(repo, *args: str, python: tuple[str, ...] = (), env: dict | None = None) -> subprocess.CompletedProcess:
+def run(repo, *args: str, python: tuple[str, ...] = (), env: dict | None = None,
+        stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *python, "-m", "levcustom", "plan", "--detailed-exitcode",
-                           "-C", str(repo.root), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                           "-C", str(repo.root), *args], capture_output=True, text=True, input=stdin,
+                          stdin=subprocess.DEVNULL if stdin is None else None,
                           env={**os.environ, "COLUMNS": "200", **repo.env, **(env or {})}, timeout=300)
 
 
-def plan(repo, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, bool]:
+def plan(repo, *args: str, env: dict | None = None, stdin: str | None = None
+         ) -> tuple[subprocess.CompletedProcess, bool]:
     """Run ``levcustom plan`` as the console script does; also return whether it was replayed."""
-    proc = run(repo, *args, python=("-X", "importtime"), env=env)
+    proc = run(repo, *args, python=("-X", "importtime"), env=env, stdin=stdin)
     return proc, re.search(r"\|\s+typer$", proc.stderr, re.M) is None
 
 
-def record(repo, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def record(repo, *args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     """A plan once its inputs are old enough to be recorded (without -X importtime: a plan that
     writes to stderr is not recorded, and importtime writes there)."""
+    if not (repo.root / ".levcustom").is_dir():
+        run(repo)  # the first plan creates .levcustom/ in the root folder, so the root is not old enough yet
     time.sleep(AGE)
-    return run(repo, *args, env=env)
+    return run(repo, *args, env=env, stdin=stdin)
 
 
 def test_unchanged_plan_is_replayed_with_the_same_output_and_exit_code(repo):
@@ -109,3 +119,84 @@ def test_recorder_sees_every_input_of_a_plan(repo):
                 repo.root / "evals" / "golden.jsonl", *ws.conf_dir.rglob("*.yaml")}
     assert {str(p) for p in expected} <= seen
     assert recorder.spoiled  # it started a process: a replay could not repeat that
+
+
+def test_a_new_file_in_a_folder_source_runs_the_plan_again(repo):
+    # The folder is lstat'ed (Path.resolve) before it is listed: the listing must still be compared.
+    repo.edit("specs/tiny.yaml", "path: data/train.jsonl", "path: data")
+    before = record(repo)
+    write_jsonl(repo.root / "data" / "extra.jsonl", [
+        {"messages": [{"role": "user", "content": f"a brand new question {i}"},
+                      {"role": "assistant", "content": "ok"}]} for i in range(5)])
+    after, replayed = plan(repo)
+    assert not replayed and after.returncode == 2 and after.stdout != before.stdout
+
+
+def test_a_spec_piped_on_stdin_is_never_recorded(repo):
+    spec = (repo.root / "specs" / "tiny.yaml").read_text()
+    first = record(repo, "/dev/stdin", stdin=spec)
+    assert first.returncode == 2, first.stderr
+    other, replayed = plan(repo, "/dev/stdin", stdin=spec.replace("epochs: 4", "epochs: 9"))
+    assert not replayed and other.stdout != first.stdout
+
+
+def test_special_files_are_compared_skipped_or_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))  # this test's files are fresh: record them anyway
+    rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("x")
+    for path in (str(spec), "/dev/null", "/proc/cpuinfo", memo.memo_file(str(tmp_path))):
+        rec._saw(path, True)
+    assert [p for p, _, _ in rec._inputs()] == [str(spec)]  # devices, kernel facts and the memo itself are not inputs
+    if os.path.isdir("/dev/shm"):  # a repository on a tmpfs under /dev is compared like any other
+        with tempfile.NamedTemporaryFile(dir="/dev/shm") as f:
+            rec._saw(f.name, True)
+            assert f.name in [p for p, _, _ in rec._inputs()]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for refused in (str(fifo), f"/proc/self/fd/{os.open(spec, os.O_RDONLY)}"):
+        other = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+        other._saw(refused, True)
+        assert other._inputs() is None  # a pipe, or this process's own descriptor, can change unseen
+
+
+def test_a_broken_memo_never_breaks_a_plan(repo, tmp_path, monkeypatch):
+    from levcustom.plan.desired import make_plan
+    from levcustom.state.lockfile import read_lock
+    from levcustom.workspace import Workspace
+
+    argv = ["plan", "-C", str(repo.root)]
+    file = Path(memo.memo_file(memo._root(argv)))
+    file.parent.mkdir(parents=True, exist_ok=True)
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    key = memo.context_key(argv)
+    for entry in ({"paths": [[str(loop), True, None]], "stdout": "stale", "exit": 0},  # stat fails: ELOOP
+                  {"paths": [["/x"]], "stdout": "stale", "exit": 0}, "not an entry"):
+        file.write_text(json.dumps({key: entry}))
+        assert memo.replay(argv) is None
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+    ws = Workspace(repo.root)
+    for broken in ('{"other": 1}', None):
+        if broken is None:  # the memo cannot be written: the plan still succeeds
+            file.unlink()
+            file.mkdir()
+        else:
+            file.write_text(broken)
+        memo.arm(argv)
+        try:
+            with memo.recording() as recorder:
+                make_plan(ws, read_lock(ws.lockfile), [ws.specs_dir])
+                recorder.done(2)
+        finally:
+            memo._armed = None
+    file.rmdir()
+    with memo.recording():  # not armed: records nothing
+        pass
+    assert not file.exists()
+
+
+@pytest.fixture(autouse=True)
+def _disarmed():
+    yield
+    memo._armed = None
