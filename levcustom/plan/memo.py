@@ -24,6 +24,9 @@ A wrong "No changes" is the worst bug a planner can have, so the memo is conserv
 * only ``.levcustom/cache/`` and the files the plan itself writes are not inputs: they are
   derived from the inputs. A folder is compared in full (its entries) once it was listed or
   stat'ed, even if ``Path.resolve()`` lstat'ed it first;
+* each path is stat'ed when the plan first touches it and again at the end: a file changed,
+  deleted or swapped while the plan ran refuses the recording. Paths keep the plan's spelling
+  (``a/link/../b`` is not ``a/b`` when ``link`` is a symlink);
 * a memo that cannot be read, or a path that cannot be stat'ed, means "plan for real", and a
   memo that cannot be written never changes the plan's outcome;
 * ``--out``, ``--refresh`` and ``--help`` never use it; ``LEVCUSTOM_PLAN_MEMO=0`` turns it off.
@@ -158,6 +161,7 @@ class Recorder:
     def __init__(self, argv: list[str], key: str) -> None:
         self.argv, self.key = argv, key
         self.read: dict[str, bool] = {}  # path -> follow symlinks
+        self.first: dict[tuple[str, bool], list[int] | None | str] = {}  # its stat when first seen
         self.written: set[str] = set()
         self.stdout: list[str] = []
         self.spoiled = False
@@ -165,13 +169,16 @@ class Recorder:
 
     # -- collection -------------------------------------------------------------------------
     def _path(self, path) -> str | None:
+        """The path as the plan named it, made absolute. ``..`` is kept: the kernel resolves it
+        after any symlink before it, so normalizing it away could name another file."""
         if isinstance(path, int) or path is None:
             return None
         try:
-            return os.path.abspath(os.fsdecode(path))
+            p = os.fsdecode(path)
         except (TypeError, ValueError):
             self.spoiled = True
             return None
+        return p if os.path.isabs(p) else os.path.join(os.getcwd(), p)
 
     def audit(self, event: str, args: tuple) -> None:
         if event == "open":
@@ -204,7 +211,12 @@ class Recorder:
     def _saw(self, path: str, follow: bool) -> None:
         # Once opened, listed or stat'ed through symlinks, a path is compared in full: an lstat
         # alone (Path.resolve() on a folder about to be globbed) would keep only its identity.
-        self.read[path] = self.read.get(path, False) or follow
+        follow = self.read[path] = self.read.get(path, False) or follow
+        if (path, follow) not in self.first:  # compared at the end: a change during the plan refuses
+            try:
+                self.first[(path, follow)] = _stat(path, follow)
+            except OSError as exc:
+                self.first[(path, follow)] = str(exc)
 
     def on_stderr(self, text: str) -> None:
         if text:
@@ -224,16 +236,20 @@ class Recorder:
     def _inputs(self) -> list | None:
         """[path, follow, stat] of every input, or None when one makes a replay unsafe."""
         root = _root(self.argv)
-        derived = self.written | {os.path.dirname(memo_file(root)), _PACKAGE}  # the plan's caches, its code
+        derived = {os.path.realpath(p) for p in self.written}  # the plan's caches, and its own code
+        derived |= {os.path.dirname(memo_file(root)), os.path.realpath(_PACKAGE)}
         paths = []
         for p, follow in sorted(self.read.items()):
-            if p in _DEVICES or _inside(p, derived):
+            real = os.path.realpath(p)  # to classify it; the spelling the plan used is what is stat'ed
+            if real in _DEVICES or _inside(real, derived):
                 continue
-            if _inside(p, _KERNEL):
-                if _PROCESS.match(p):
-                    return None  # this process's own files (its stdin...): nothing to compare next time
+            if _PROCESS.match(p) or _PROCESS.match(real):
+                return None  # this process's own files (its stdin...): nothing to compare next time
+            if _inside(real, _KERNEL):
                 continue
             st = _stat(p, follow)
+            if st != self.first.get((p, follow), st):
+                return None  # it changed, appeared or vanished while the plan ran
             if st is not None and not (S_ISREG(st[2]) or S_ISDIR(st[2]) or S_ISLNK(st[2])):
                 return None  # a pipe or device (a spec read from /dev/stdin): it can change unseen
             if st is not None and len(st) > 3 and max(st[4], st[5]) >= self.start_ns - RACY_NS:

@@ -1,6 +1,8 @@
-"""File content hashes behind a stat cache (size, mtime_ns, inode), like DVC's.
+"""File content hashes behind a stat cache (size, mtime_ns, inode, ctime_ns), like DVC's.
 
-A no-change plan re-reads no file's contents: only ``os.stat`` per source.
+A no-change plan re-reads no file's contents: only ``os.stat`` per source. The ctime is in the key
+because no user tool can set it back: a same-size edit whose mtime was restored (``touch -r``,
+``cp -p``, some sync tools) is still re-hashed.
 """
 
 from __future__ import annotations
@@ -48,12 +50,12 @@ class StatCache:
         self._cache = JsonCache(file)
 
     def info(self, path: Path) -> FileInfo:
-        """FileInfo for ``path``; hashes only when size, mtime or inode changed."""
+        """FileInfo for ``path``; hashes only when size, mtime, inode or ctime changed."""
         st = os.stat(path)
-        key = [st.st_size, st.st_mtime_ns, st.st_ino]
+        key = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
         hit = self._cache.get(str(path))
-        if hit and hit[:3] == key:
-            return FileInfo(*hit[3:])
+        if hit and hit[:4] == key:
+            return FileInfo(*hit[4:])
         info = hash_file(path)
         self._cache.put(str(path), key + [info.sha256, info.size, info.records])
         return info

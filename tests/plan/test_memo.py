@@ -39,8 +39,7 @@ def plan(repo, *args: str, env: dict | None = None, stdin: str | None = None
 
 
 def record(repo, *args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """A plan once its inputs are old enough to be recorded (without -X importtime: a plan that
-    writes to stderr is not recorded, and importtime writes there)."""
+    """A plan, as users run it, once its inputs are old enough to be recorded."""
     if not (repo.root / ".levcustom").is_dir():
         run(repo)  # the first plan creates .levcustom/ in the root folder, so the root is not old enough yet
     time.sleep(AGE)
@@ -158,6 +157,33 @@ def test_special_files_are_compared_skipped_or_refused(tmp_path, monkeypatch):
         other = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
         other._saw(refused, True)
         assert other._inputs() is None  # a pipe, or this process's own descriptor, can change unseen
+
+
+def test_a_change_while_the_plan_runs_refuses_the_recording(tmp_path, monkeypatch):
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+    data = tmp_path / "data.jsonl"
+    for change in (lambda: data.unlink(), lambda: data.write_text("other bytes")):
+        data.write_text("rows\n")
+        rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+        rec._saw(str(data), True)  # what the plan read...
+        assert rec._inputs() is not None
+        change()  # ...is deleted or rewritten before the plan ends: its output may be stale already
+        assert rec._inputs() is None
+
+
+def test_paths_keep_the_spelling_the_kernel_resolved(tmp_path, monkeypatch):
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+    (tmp_path / "x" / "sub").mkdir(parents=True)
+    (tmp_path / "x" / "tiny").mkdir()
+    (tmp_path / "x" / "tiny" / "config.json").write_text("{}")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "lnk").symlink_to(tmp_path / "x" / "sub")
+    monkeypatch.chdir(tmp_path)
+    rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    rec.audit("open", ("models/lnk/../tiny/config.json", "r", 0))  # x/tiny/config.json, not models/tiny/...
+    [(path, _, st)] = rec._inputs()
+    assert path == str(tmp_path / "models/lnk/../tiny/config.json")
+    assert st == memo._stat(str(tmp_path / "x" / "tiny" / "config.json"))
 
 
 def test_a_broken_memo_never_breaks_a_plan(repo, tmp_path, monkeypatch):
