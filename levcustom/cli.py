@@ -60,18 +60,32 @@ def main() -> None:
         err_console.print(f"Error: {exc}", markup=False, style="red")
         sys.exit(1)
     except Exception as exc:  # click's usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        kind = _click_kind(exc)
+        if kind == "usage":
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
+        if kind == "exit":
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if kind == "abort":
             err_console.print("Aborted.", style="red")
             sys.exit(1)
         raise
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_kind(exc: Exception) -> str | None:
+    """"usage", "exit" or "abort" for click's exceptions: click's own, or those of the copy of click
+    that recent typer versions bundle, whose classes are not click's."""
+    import click
+
+    usage = (click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
+    if isinstance(exc, usage):
+        return "usage"
+    if isinstance(exc, (click.exceptions.Exit, typer.Exit)):
+        return "exit"
+    if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
+        return "abort"
+    return None
 
 
 @app.command()

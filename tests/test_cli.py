@@ -313,3 +313,9 @@ def test_judge_errors_block_the_gate_until_eval_retries_them(repo, monkeypatch):
         assert "gates passed" in repo.run("eval", "tiny").stdout
         assert len(fake.requests) == 14  # the retry judged only the two failed answers: the rest were cached
     assert repo.lock()["models"]["tiny"]["eval"]["results"]["graded.judge"]["errors"] == 0
+
+
+def test_usage_errors_are_one_message_not_a_traceback(repo):
+    # Recent typer versions bundle their own copy of click, whose exceptions are not click's.
+    out = repo.run("plan", "--no-such-flag", check=2)
+    assert "No such option: --no-such-flag" in out.stderr and "Traceback" not in out.stderr

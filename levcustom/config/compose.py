@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,20 @@ GROUPS = ("provider", "hardware")
 
 
 def conf_digest(conf_dir: Path) -> str:
-    """Content hash of the whole conf tree (it is small: a few YAML files)."""
+    """Content hash of the whole conf tree (it is small: a few YAML files). Symlinked folders are
+    followed, as Hydra follows them (``Path.rglob`` does not, and missed edits behind them)."""
     h = hashlib.sha256()
-    for f in sorted(conf_dir.rglob("*.yaml")):
-        h.update(str(f.relative_to(conf_dir)).encode() + b"\0" + f.read_bytes() + b"\0")
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(conf_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink loop
+            dirs.clear()
+            continue
+        seen.add(real)
+        dirs.sort()
+        for name in sorted(n for n in files if n.endswith(".yaml")):
+            f = Path(folder) / name
+            h.update(str(f.relative_to(conf_dir)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
 

@@ -20,10 +20,13 @@ A wrong "No changes" is the worst bug a planner can have, so the memo is conserv
 * nothing is recorded when any input changed less than ``RACY_NS`` before the plan started
   (git's racy-clean rule: a same-tick edit would be invisible), when the plan wrote to stderr,
   started a process, changed folder, read a pipe, a device or its own ``/proc/self`` files (a
-  spec on ``/dev/stdin``), used a path it cannot name, or failed;
+  spec on ``/dev/stdin``), used a path it cannot name (a descriptor-relative stat), or failed;
 * only ``.levcustom/cache/`` and the files the plan itself writes are not inputs: they are
-  derived from the inputs. A folder is compared in full (its entries) once it was listed or
-  stat'ed, even if ``Path.resolve()`` lstat'ed it first;
+  derived from the inputs. A path is classified by the name the plan used, not where symlinks
+  lead (a spec symlinked to /dev/null is an input, and refused as a device). A folder is
+  compared in full (its entries) once it was listed or stat'ed, even if ``Path.resolve()``
+  lstat'ed it first, and the symlinks in a listed folder are compared by their targets (glob
+  follows them in C, unseen);
 * each path is stat'ed when the plan first touches it and again at the end: a file changed,
   deleted or swapped while the plan ran refuses the recording. Paths keep the plan's spelling
   (``a/link/../b`` is not ``a/b`` when ``link`` is a symlink);
@@ -162,9 +165,11 @@ class Recorder:
         self.argv, self.key = argv, key
         self.read: dict[str, bool] = {}  # path -> follow symlinks
         self.first: dict[tuple[str, bool], list[int] | None | str] = {}  # its stat when first seen
+        self.listed: set[str] = set()
         self.written: set[str] = set()
         self.stdout: list[str] = []
         self.spoiled = False
+        self.closed = False  # set by done(): its own stats and listings are not the plan's
         self.start_ns = time.time_ns()
 
     # -- collection -------------------------------------------------------------------------
@@ -195,6 +200,7 @@ class Recorder:
                 self.spoiled = True  # a listing by file descriptor: its folder has no name here
             elif (p := self._path(path or ".")) is not None:
                 self._saw(p, True)
+                self.listed.add(p)
         elif event in _WRITE_EVENTS:
             for a in args[:2]:
                 if isinstance(a, (str, bytes, os.PathLike)):
@@ -202,8 +208,10 @@ class Recorder:
         elif event in _SPAWN_EVENTS:
             self.spoiled = True
 
-    def stat_seen(self, path, follow: bool) -> None:
-        if not isinstance(path, int):
+    def stat_seen(self, path, follow: bool, dir_fd: int | None = None) -> None:
+        if dir_fd is not None:
+            self.spoiled = True  # relative to an open folder: no name to stat next time
+        elif not isinstance(path, int):
             p = self._path(path)
             if p is not None:
                 self._saw(p, follow)
@@ -226,6 +234,7 @@ class Recorder:
     def done(self, code: int) -> None:
         """The plan succeeded with ``code``: record it unless anything makes a replay unsafe.
         Never raises: the memo must not change the outcome of a plan."""
+        self.closed = True
         try:
             paths = None if self.spoiled else self._inputs()
             if paths:
@@ -234,28 +243,47 @@ class Recorder:
             pass
 
     def _inputs(self) -> list | None:
-        """[path, follow, stat] of every input, or None when one makes a replay unsafe."""
-        root = _root(self.argv)
-        derived = {os.path.realpath(p) for p in self.written}  # the plan's caches, and its own code
-        derived |= {os.path.dirname(memo_file(root)), os.path.realpath(_PACKAGE)}
+        """[path, follow, stat] of every input, or None when one makes a replay unsafe.
+
+        A path is classified by the name the plan used (a symlink to /dev/null is an input, and
+        refused as a device); it is derived only if both its name and its target are the plan's
+        own (its caches, the files it wrote, its code)."""
+        derived = {os.path.normpath(p) for p in self.written}
+        derived |= {os.path.dirname(memo_file(_root(self.argv))), _PACKAGE}
+        derived_real = {os.path.realpath(p) for p in derived}
         paths = []
         for p, follow in sorted(self.read.items()):
-            real = os.path.realpath(p)  # to classify it; the spelling the plan used is what is stat'ed
-            if real in _DEVICES or _inside(real, derived):
-                continue
-            if _PROCESS.match(p) or _PROCESS.match(real):
+            name, real = os.path.normpath(p), os.path.realpath(p)
+            if _PROCESS.match(name) or _PROCESS.match(real):
                 return None  # this process's own files (its stdin...): nothing to compare next time
-            if _inside(real, _KERNEL):
+            if name in _DEVICES or _inside(name, _KERNEL) or _inside(name, derived) and _inside(real, derived_real):
                 continue
             st = _stat(p, follow)
             if st != self.first.get((p, follow), st):
                 return None  # it changed, appeared or vanished while the plan ran
-            if st is not None and not (S_ISREG(st[2]) or S_ISDIR(st[2]) or S_ISLNK(st[2])):
-                return None  # a pipe or device (a spec read from /dev/stdin): it can change unseen
-            if st is not None and len(st) > 3 and max(st[4], st[5]) >= self.start_ns - RACY_NS:
-                return None  # changed too recently to tell a later same-tick edit apart
+            if not self._comparable(st):
+                return None
             paths.append([p, follow, st])
+        for folder in sorted(self.listed):
+            if _inside(os.path.normpath(folder), derived):
+                continue
+            with os.scandir(folder) as entries:
+                links = sorted(e.path for e in entries if e.is_symlink())
+            for link in links:  # glob follows them in C (DirEntry.is_dir): compare where they lead
+                st = _stat(link, True)
+                if not self._comparable(st):
+                    return None
+                paths.append([link, True, st])
         return paths
+
+    def _comparable(self, st: list[int] | None) -> bool:
+        """Whether a stat can stand for the content next time."""
+        if st is None:
+            return True
+        if not (S_ISREG(st[2]) or S_ISDIR(st[2]) or S_ISLNK(st[2])):
+            return False  # a pipe or device (a spec read from /dev/stdin): it can change unseen
+        # Changed too recently to tell a later same-tick edit apart (git's racy-clean rule).
+        return len(st) == 3 or max(st[4], st[5]) < self.start_ns - RACY_NS
 
     def _save(self, paths: list, code: int) -> None:
         file = memo_file(_root(self.argv))
@@ -293,13 +321,25 @@ _hooked = False
 def arm(argv: list[str]) -> None:
     """Called by the console entry point before anything is imported: this plan may be recorded."""
     global _armed
-    if _eligible(argv):
-        _armed = (argv, context_key(argv))
+    try:
+        if _eligible(argv):
+            _armed = (argv, context_key(argv))
+    except Exception:  # no cwd, no stdout...: plan without the memo
+        _armed = None
 
 
 def _hook(event: str, args: tuple) -> None:
-    if _active is not None:
-        _active.audit(event, args)
+    _note(lambda rec: rec.audit(event, args))
+
+
+def _note(what) -> None:
+    """Report an access to the active recorder; a failure spoils the recording, never the plan."""
+    rec = _active
+    if rec is not None and not rec.closed:
+        try:
+            what(rec)
+        except Exception:
+            rec.spoiled = True
 
 
 class recording:
@@ -317,13 +357,11 @@ class recording:
         real_stat, real_lstat = os.stat, os.lstat
 
         def stat(path, *a, **kw):
-            if _active is not None and kw.get("dir_fd") is None:
-                _active.stat_seen(path, kw.get("follow_symlinks", True))
+            _note(lambda rec: rec.stat_seen(path, kw.get("follow_symlinks", True), kw.get("dir_fd")))
             return real_stat(path, *a, **kw)
 
         def lstat(path, *a, **kw):
-            if _active is not None and kw.get("dir_fd") is None:
-                _active.stat_seen(path, False)
+            _note(lambda rec: rec.stat_seen(path, False, kw.get("dir_fd")))
             return real_lstat(path, *a, **kw)
 
         os.stat, os.lstat = stat, lstat

@@ -74,3 +74,19 @@ def test_disk_cache_skips_hydra(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == [str(first.training.epochs), "False"]
+
+
+def test_conf_digest_follows_symlinked_folders(tmp_path):
+    from levcustom.config.compose import conf_digest
+
+    shared = tmp_path / "shared-hardware"
+    shared.mkdir()
+    (shared / "cpu.yaml").write_text("tokens_per_second: 85\n")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "config.yaml").write_text("defaults: []\n")
+    (conf / "hardware").symlink_to(shared)
+    (conf / "loop").symlink_to(conf)  # a cycle ends instead of recursing
+    before = conf_digest(conf)
+    (shared / "cpu.yaml").write_text("tokens_per_second: 42\n")
+    assert conf_digest(conf) != before  # Hydra reads through the link, so the resolved-config cache must too

@@ -186,6 +186,30 @@ def test_paths_keep_the_spelling_the_kernel_resolved(tmp_path, monkeypatch):
     assert st == memo._stat(str(tmp_path / "x" / "tiny" / "config.json"))
 
 
+def test_symlinks_are_followed_where_glob_follows_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+    personas = tmp_path / "personas"
+    personas.mkdir()
+    (personas / "b").symlink_to(tmp_path / "extra" / "b")  # dangling until extra/b is made
+    rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    rec.audit("os.scandir", (str(personas),))  # glob tells folders by DirEntry.is_dir(), in C
+    assert [str(personas / "b"), True, None] in rec._inputs()
+    masked = tmp_path / "masked.yaml"
+    masked.symlink_to("/dev/null")  # a spec masked the systemd way is an input, and a device: refused
+    other = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    other._saw(str(masked), True)
+    assert other._inputs() is None
+
+
+def test_arming_without_a_working_folder_plans_without_the_memo(tmp_path, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    memo.arm(["plan"])
+    assert memo._armed is None
+
+
 def test_a_broken_memo_never_breaks_a_plan(repo, tmp_path, monkeypatch):
     from levcustom.plan.desired import make_plan
     from levcustom.state.lockfile import read_lock
