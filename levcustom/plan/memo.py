@@ -20,9 +20,11 @@ A wrong "No changes" is the worst bug a planner can have, so the memo is conserv
 * nothing is recorded when any input changed less than ``RACY_NS`` before the plan started
   (git's racy-clean rule: a same-tick edit would be invisible), when the plan wrote to stderr,
   started a process, changed folder, read a pipe, a device or its own ``/proc/self`` files (a
-  spec on ``/dev/stdin``), used a path it cannot name (a descriptor-relative stat), or failed;
-* only ``.levcustom/cache/`` and the files the plan itself writes are not inputs: they are
-  derived from the inputs. A path is classified by the name the plan used, not where symlinks
+  spec on ``/dev/stdin``), used a path it cannot name (a descriptor-relative stat), read from a
+  network or FUSE filesystem (attribute caching can hide an edit from stat), or failed;
+* only the files the plan itself writes (its caches) are not inputs: they are derived from the
+  inputs. Anything else, in ``.levcustom/cache/`` too (``LEVCUSTOM_CACHE`` or ``HF_HOME`` may
+  point there), is compared. A path is classified by the name the plan used, not where symlinks
   lead (a spec symlinked to /dev/null is an input, and refused as a device). A folder is
   compared in full (its entries) once it was listed or stat'ed, even if ``Path.resolve()``
   lstat'ed it first, and the symlinks in a listed folder are compared by their targets (glob
@@ -139,8 +141,12 @@ def replay(argv: list[str]) -> int | None:
             return None
     except Exception:  # an unreadable memo, a path that cannot be stat'ed: plan for real
         return None
-    sys.stdout.write(out)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(out)
+        sys.stdout.flush()
+    except OSError as exc:  # a closed pipe, a full disk: as the CLI reports it
+        sys.stderr.write(f"Error: {exc}\n")
+        return 1
     return code
 
 
@@ -248,14 +254,16 @@ class Recorder:
         A path is classified by the name the plan used (a symlink to /dev/null is an input, and
         refused as a device); it is derived only if both its name and its target are the plan's
         own (its caches, the files it wrote, its code)."""
-        derived = {os.path.normpath(p) for p in self.written}
-        derived |= {os.path.dirname(memo_file(_root(self.argv))), _PACKAGE}
+        derived = {os.path.normpath(p) for p in self.written} | {memo_file(_root(self.argv)), _PACKAGE}
         derived_real = {os.path.realpath(p) for p in derived}
+        network = _network_mounts()
         paths = []
         for p, follow in sorted(self.read.items()):
             name, real = os.path.normpath(p), os.path.realpath(p)
             if _PROCESS.match(name) or _PROCESS.match(real):
                 return None  # this process's own files (its stdin...): nothing to compare next time
+            if _inside(real, network):
+                return None  # NFS and the like cache attributes for seconds: a stat may not see an edit
             if name in _DEVICES or _inside(name, _KERNEL) or _inside(name, derived) and _inside(real, derived_real):
                 continue
             st = _stat(p, follow)
@@ -299,6 +307,20 @@ class Recorder:
 
         os.makedirs(os.path.dirname(file), exist_ok=True)
         atomic_write_text(Path(file), json.dumps(memo))
+
+
+_NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre", "gpfs", "afs",
+               "fuse")  # fuse.*: sshfs, s3fs... promise nothing about stat
+
+
+def _network_mounts(mounts: str = "/proc/self/mounts") -> set[str]:
+    """Mount points of network or FUSE filesystems (Linux; elsewhere none are known)."""
+    try:
+        with open(mounts) as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return set()
+    return {r[1].replace("\\040", " ") for r in rows if len(r) > 2 and r[2].split(".")[0] in _NETWORK_FS}
 
 
 def _inside(path: str, folders) -> bool:

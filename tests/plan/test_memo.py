@@ -51,6 +51,12 @@ def test_unchanged_plan_is_replayed_with_the_same_output_and_exit_code(repo):
     assert first.returncode == 2 and "Plan: 4 to add" in first.stdout
     again, replayed = plan(repo)
     assert replayed and (again.returncode, again.stdout) == (first.returncode, first.stdout)
+    if os.path.exists("/dev/full"):  # a replay that cannot write reports it as the CLI does, in one line
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([sys.executable, "-m", "levcustom", "plan", "--detailed-exitcode", "-C",
+                                   str(repo.root)], stdout=full, stderr=subprocess.PIPE, text=True,
+                                  stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200", **repo.env})
+        assert proc.returncode == 1 and proc.stderr.startswith("Error: [Errno 28]"), proc.stderr
     as_json = record(repo, "--json")
     again, replayed = plan(repo, "--json")
     assert replayed and again.stdout == as_json.stdout and json.loads(again.stdout)["has_changes"]
@@ -199,6 +205,33 @@ def test_symlinks_are_followed_where_glob_follows_them(tmp_path, monkeypatch):
     other = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
     other._saw(str(masked), True)
     assert other._inputs() is None
+
+
+def test_caches_the_plan_did_not_write_are_inputs(tmp_path, monkeypatch):
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+    # LEVCUSTOM_CACHE or HF_HOME may point into .levcustom/cache: a model config there is an input.
+    config = Path(memo.memo_file(str(tmp_path))).parent / "shared" / "models" / "acme--big" / "config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text("{}")
+    rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    rec._saw(str(config), True)
+    rec.audit("open", (str(config.parent / "new.json"), "w", 0))  # written by the plan: derived
+    rec._saw(str(config.parent / "new.json"), True)
+    assert [p for p, _, _ in rec._inputs()] == [str(config)]
+
+
+def test_network_filesystems_are_never_recorded(tmp_path, monkeypatch):
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"server:/export {tmp_path}/nfs nfs4 rw 0 0\n/dev/sda1 / ext4 rw 0 0\n"
+                      f"sshfs#me@host: {tmp_path}/my\\040drive fuse.sshfs rw 0 0\n")
+    assert memo._network_mounts(str(mounts)) == {f"{tmp_path}/nfs", f"{tmp_path}/my drive"}
+    monkeypatch.setattr(memo, "_network_mounts", lambda: {str(tmp_path / "nfs")})
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+    (tmp_path / "nfs").mkdir()
+    (tmp_path / "nfs" / "spec.yaml").write_text("x")
+    rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    rec._saw(str(tmp_path / "nfs" / "spec.yaml"), True)
+    assert rec._inputs() is None  # attribute caching can hide an edit from stat for seconds
 
 
 def test_arming_without_a_working_folder_plans_without_the_memo(tmp_path, monkeypatch):
