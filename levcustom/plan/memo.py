@@ -48,7 +48,6 @@ import os
 import re
 import sys
 import time
-from pathlib import Path
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 RACY_NS = 2_000_000_000  # coarse filesystem timestamps (FAT: 2 s) cannot order edits closer than this
@@ -58,7 +57,7 @@ _BYPASS = ("--out", "-out", "--refresh", "--help")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _SPAWN_EVENTS = {"os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "os.exec", "subprocess.Popen",
                  "os.chdir", "os.fchdir"}
-_WRITE_EVENTS = {"os.rename", "os.replace", "os.remove", "os.rmdir", "os.mkdir", "os.truncate", "os.utime",
+_WRITE_EVENTS = {"os.rename", "os.replace", "os.remove", "os.rmdir", "os.truncate", "os.utime",
                  "os.chmod", "os.link", "os.symlink", "shutil.rmtree", "shutil.move", "shutil.copyfile"}
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # in the context key, not an input
 _KERNEL = frozenset(("/proc", "/sys"))  # system facts (CPU features...), not inputs, except a process's own files:
@@ -73,16 +72,23 @@ def _eligible(argv: list[str]) -> bool:
             and not any(a.split("=")[0] in _BYPASS for a in argv))
 
 
+_VALUED = ("--set", "--target", "--format", "--out", "-out")  # options whose next word is their value
+
+
 def _root(argv: list[str]) -> str:
     """The ``-C/--chdir`` folder of a plan command line (click's spellings), default the cwd."""
-    root = "."
-    for i, a in enumerate(argv):
+    root, i = ".", 0
+    while i < len(argv) and argv[i] != "--":  # after "--" every word is a spec path
+        a = argv[i]
         if a in ("-C", "--chdir") and i + 1 < len(argv):
-            root = argv[i + 1]
+            root, i = argv[i + 1], i + 1
+        elif a in _VALUED:
+            i += 1  # `--set -Cx` sets a value; it names no folder
         elif a.startswith("--chdir="):
             root = a.split("=", 1)[1]
         elif a.startswith("-C") and len(a) > 2:
             root = a[2:]
+        i += 1
     return os.path.realpath(root)
 
 
@@ -172,7 +178,8 @@ class Recorder:
         self.read: dict[str, bool] = {}  # path -> follow symlinks
         self.first: dict[tuple[str, bool], list[int] | None | str] = {}  # its stat when first seen
         self.listed: set[str] = set()
-        self.written: set[str] = set()
+        self.written: set[str] = set()  # files the plan wrote, folders it renamed into place: derived
+        self.made: set[str] = set()  # folders the plan created: derived themselves, not their contents
         self.stdout: list[str] = []
         self.spoiled = False
         self.closed = False  # set by done(): its own stats and listings are not the plan's
@@ -197,9 +204,13 @@ class Recorder:
             if isinstance(path, int):
                 return
             p = self._path(path)
-            if p is not None:
-                writes = (flags & _WRITE_FLAGS) if mode is None else any(c in mode for c in "wax+")
-                (self.written.add(p) if writes else self._saw(p, True))
+            if p is None:
+                return
+            if (flags & _WRITE_FLAGS) if mode is None else any(c in mode for c in "wax+"):
+                self.written.add(p)
+            elif not (mode is None and os.path.normpath(p) in {os.path.normpath(os.path.dirname(w))
+                                                                for w in self.written}):
+                self._saw(p, True)  # (os.open of a folder it just wrote into is atomic_write_text's fsync)
         elif event in ("os.listdir", "os.scandir"):
             path = args[0] if args else "."
             if isinstance(path, int):
@@ -207,6 +218,10 @@ class Recorder:
             elif (p := self._path(path or ".")) is not None:
                 self._saw(p, True)
                 self.listed.add(p)
+        elif event == "os.mkdir":
+            p = self._path(args[0])
+            if p is not None and _stat(p, follow=False) is None:  # makedirs(exist_ok=True) changes nothing
+                self.made.add(os.path.normpath(p))
         elif event in _WRITE_EVENTS:
             for a in args[:2]:
                 if isinstance(a, (str, bytes, os.PathLike)):
@@ -264,7 +279,8 @@ class Recorder:
                 return None  # this process's own files (its stdin...): nothing to compare next time
             if _inside(real, network):
                 return None  # NFS and the like cache attributes for seconds: a stat may not see an edit
-            if name in _DEVICES or _inside(name, _KERNEL) or _inside(name, derived) and _inside(real, derived_real):
+            if name in _DEVICES or _inside(name, _KERNEL) or name in self.made \
+                    or _inside(name, derived) and _inside(real, derived_real):
                 continue
             st = _stat(p, follow)
             if st != self.first.get((p, follow), st):
@@ -306,6 +322,8 @@ class Recorder:
         from levcustom.state.atomic import atomic_write_text
 
         os.makedirs(os.path.dirname(file), exist_ok=True)
+        from pathlib import Path  # here, not at the top: a replay does not need it (~7 ms)
+
         atomic_write_text(Path(file), json.dumps(memo))
 
 

@@ -234,6 +234,31 @@ def test_network_filesystems_are_never_recorded(tmp_path, monkeypatch):
     assert rec._inputs() is None  # attribute caching can hide an edit from stat for seconds
 
 
+def test_creating_a_folder_that_exists_derives_nothing_inside_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+    cache = Path(memo.memo_file(str(tmp_path))).parent
+    config = cache / "shared" / "models" / "acme--big" / "config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text("{}")
+    memo.arm(["plan", "-C", str(tmp_path)])
+    with memo.recording() as rec:
+        cache.mkdir(parents=True, exist_ok=True)  # as JsonCache.save does on every write
+        config.read_text()
+        (tmp_path / "fresh").mkdir()  # made by the plan: itself derived
+    inputs = [p for p, _, _ in rec._inputs()]
+    assert str(config) in inputs and str(tmp_path / "fresh") not in inputs
+
+
+def test_the_root_folder_is_read_as_click_reads_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    here, d = os.path.realpath("."), os.path.realpath("d")
+    for argv, root in ((["plan", "-C", "d"], d), (["plan", "--chdir=d"], d), (["plan", "-Cd"], d),
+                       (["plan", "--set", "-Cx", "--target", "m"], here),  # a value, not an option
+                       (["plan", "--", "-C", "d"], here)):  # after "--": spec paths
+        assert memo._root(argv) == root, argv
+
+
 def test_arming_without_a_working_folder_plans_without_the_memo(tmp_path, monkeypatch):
     gone = tmp_path / "gone"
     gone.mkdir()
