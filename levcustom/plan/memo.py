@@ -54,11 +54,15 @@ RACY_NS = 2_000_000_000  # coarse filesystem timestamps (FAT: 2 s) cannot order 
 MAX_ENTRIES = 16
 SWITCH = "LEVCUSTOM_PLAN_MEMO"
 _BYPASS = ("--out", "-out", "--refresh", "--help")
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+# O_RDWR alone is not a write: the file stays an input, and a change to it refuses the recording.
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _SPAWN_EVENTS = {"os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "os.exec", "subprocess.Popen",
                  "os.chdir", "os.fchdir"}
-_WRITE_EVENTS = {"os.rename", "os.replace", "os.remove", "os.rmdir", "os.truncate", "os.utime",
-                 "os.chmod", "os.link", "os.symlink", "shutil.rmtree", "shutil.move", "shutil.copyfile"}
+# Audit events that change paths: which arguments name a changed path, which hold a dir_fd (-1: none).
+_WRITE_EVENTS = {"os.rename": ((0, 1), (2, 3)), "os.replace": ((0, 1), (2, 3)), "os.remove": ((0,), (1,)),
+                 "os.rmdir": ((0,), (1,)), "os.truncate": ((0,), ()), "os.utime": ((0,), (3,)),
+                 "os.chmod": ((0,), (2,)), "os.link": ((1,), (2, 3)), "os.symlink": ((1,), (2,)),
+                 "shutil.rmtree": ((0,), ()), "shutil.move": ((0, 1), ()), "shutil.copyfile": ((1,), ())}
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # in the context key, not an input
 _KERNEL = frozenset(("/proc", "/sys"))  # system facts (CPU features...), not inputs, except a process's own files:
 _PROCESS = re.compile(r"/proc/(self|thread-self|\d+)(/|$)")
@@ -206,7 +210,7 @@ class Recorder:
             p = self._path(path)
             if p is None:
                 return
-            if (flags & _WRITE_FLAGS) if mode is None else any(c in mode for c in "wax+"):
+            if (flags & _WRITE_FLAGS) if mode is None else any(c in mode for c in "wax"):
                 self.written.add(p)
             elif not (mode is None and os.path.normpath(p) in {os.path.normpath(os.path.dirname(w))
                                                                 for w in self.written}):
@@ -220,12 +224,17 @@ class Recorder:
                 self.listed.add(p)
         elif event == "os.mkdir":
             p = self._path(args[0])
-            if p is not None and _stat(p, follow=False) is None:  # makedirs(exist_ok=True) changes nothing
+            if len(args) > 2 and args[2] not in (-1, None):
+                self.spoiled = True  # relative to an open folder: no name to compare
+            elif p is not None and _stat(p, follow=False) is None:  # makedirs(exist_ok=True) changes nothing
                 self.made.add(os.path.normpath(p))
         elif event in _WRITE_EVENTS:
-            for a in args[:2]:
-                if isinstance(a, (str, bytes, os.PathLike)):
-                    self.written.add(self._path(a))
+            changed, dir_fds = _WRITE_EVENTS[event]
+            if any(i < len(args) and args[i] not in (-1, None) for i in dir_fds):
+                self.spoiled = True  # relative to an open folder (rmtree's way): no name to compare
+            for i in changed:  # a copy's or link's source is read, not changed
+                if i < len(args) and isinstance(args[i], (str, bytes, os.PathLike)):
+                    self.written.add(self._path(args[i]))
         elif event in _SPAWN_EVENTS:
             self.spoiled = True
 
@@ -279,8 +288,9 @@ class Recorder:
                 return None  # this process's own files (its stdin...): nothing to compare next time
             if _inside(real, network):
                 return None  # NFS and the like cache attributes for seconds: a stat may not see an edit
-            if name in _DEVICES or _inside(name, _KERNEL) or name in self.made \
-                    or _inside(name, derived) and _inside(real, derived_real):
+            made = name in self.made and p not in self.listed  # a folder it made and then listed is compared
+            mine = made or _inside(name, derived) and _inside(real, derived_real)
+            if name in _DEVICES or _inside(name, _KERNEL) or mine:
                 continue
             st = _stat(p, follow)
             if st != self.first.get((p, follow), st):

@@ -308,3 +308,30 @@ def test_a_broken_memo_never_breaks_a_plan(repo, tmp_path, monkeypatch):
 def _disarmed():
     yield
     memo._armed = None
+
+
+def test_only_what_the_plan_changed_is_derived(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+    src, db = tmp_path / "in.jsonl", tmp_path / "state.db"
+    src.write_text("rows\n")
+    db.write_text("x")
+    memo.arm(["plan", "-C", str(tmp_path)])
+    with memo.recording() as rec:
+        shutil.copyfile(src, tmp_path / "copy.jsonl")  # the source is read, the copy written
+        (tmp_path / "link").symlink_to(src)  # the target is not changed by linking to it
+        os.close(os.open(db, os.O_RDWR))  # opened read-write, not written: still an input
+        (tmp_path / "new").mkdir()
+        os.listdir(tmp_path / "new")  # a folder it made and then listed is compared
+    inputs = [p for p, _, _ in rec._inputs()]
+    assert {str(src), str(db), str(tmp_path / "new")} <= set(inputs)
+    assert str(tmp_path / "copy.jsonl") not in inputs and str(tmp_path / "link") not in inputs
+    memo.arm(["plan", "-C", str(tmp_path)])
+    with memo.recording() as rec:
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            os.remove("copy.jsonl", dir_fd=fd)  # relative to an open folder (rmtree's way): no name to compare
+        finally:
+            os.close(fd)
+    assert rec.spoiled
