@@ -54,6 +54,7 @@ RACY_NS = 2_000_000_000  # coarse filesystem timestamps (FAT: 2 s) cannot order 
 MAX_ENTRIES = 16
 SWITCH = "LEVCUSTOM_PLAN_MEMO"
 _BYPASS = ("--out", "-out", "--refresh", "--help")
+_VALUED = ("--set", "--target", "--format", "--out", "-out")  # options whose next word is their value
 # O_RDWR alone is not a write: the file stays an input, and a change to it refuses the recording.
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _SPAWN_EVENTS = {"os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system", "os.exec", "subprocess.Popen",
@@ -74,9 +75,6 @@ _REAL_STAT, _REAL_LSTAT = os.stat, os.lstat
 def _eligible(argv: list[str]) -> bool:
     return (argv[:1] == ["plan"] and os.environ.get(SWITCH, "1") != "0"
             and not any(a.split("=")[0] in _BYPASS for a in argv))
-
-
-_VALUED = ("--set", "--target", "--format", "--out", "-out")  # options whose next word is their value
 
 
 def _root(argv: list[str]) -> str:
