@@ -36,7 +36,8 @@ A wrong "No changes" is the worst bug a planner can have, so the memo is conserv
   memo that cannot be written never changes the plan's outcome;
 * ``--out``, ``--refresh`` and ``--help`` never use it; ``LEVCUSTOM_PLAN_MEMO=0`` turns it off.
 
-The memo lives in ``.levcustom/cache/plan-memo.json``; a committed copy cannot match, because
+The memo lives in ``.levcustom/cache/plan-memo/``, one file per context (the newest
+``MAX_ENTRIES`` are kept), so a replay reads only its own entry. A committed copy cannot match:
 the context includes inode numbers and ctimes of this checkout.
 """
 
@@ -94,8 +95,12 @@ def _root(argv: list[str]) -> str:
     return os.path.realpath(root)
 
 
-def memo_file(root: str) -> str:
-    return os.path.join(root, ".levcustom", "cache", "plan-memo.json")
+def memo_dir(root: str) -> str:
+    return os.path.join(root, ".levcustom", "cache", "plan-memo")
+
+
+def entry_file(root: str, key: str) -> str:
+    return os.path.join(memo_dir(root), key + ".json")
 
 
 def _stat(path: str, follow: bool = True) -> list[int] | None:
@@ -140,8 +145,8 @@ def replay(argv: list[str]) -> int | None:
     if not _eligible(argv):
         return None
     try:
-        with open(memo_file(_root(argv)), "rb") as f:
-            entry = json.loads(f.read()).get(context_key(argv))
+        with open(entry_file(_root(argv), context_key(argv)), "rb") as f:
+            entry = json.loads(f.read())
         if not entry or not entry["paths"] or any(_stat(p, follow) != st for p, follow, st in entry["paths"]):
             return None
         out, code = entry["stdout"], entry["exit"]
@@ -276,7 +281,7 @@ class Recorder:
         A path is classified by the name the plan used (a symlink to /dev/null is an input, and
         refused as a device); it is derived only if both its name and its target are the plan's
         own (its caches, the files it wrote, its code)."""
-        derived = {os.path.normpath(p) for p in self.written} | {memo_file(_root(self.argv)), _PACKAGE}
+        derived = {os.path.normpath(p) for p in self.written} | {memo_dir(_root(self.argv)), _PACKAGE}
         derived_real = {os.path.realpath(p) for p in derived}
         network = _network_mounts()
         paths = []
@@ -318,21 +323,18 @@ class Recorder:
         return len(st) == 3 or max(st[4], st[5]) < self.start_ns - RACY_NS
 
     def _save(self, paths: list, code: int) -> None:
-        file = memo_file(_root(self.argv))
-        try:
-            with open(file, "rb") as f:
-                memo = json.loads(f.read())
-        except (OSError, ValueError):
-            memo = {}
-        memo = {k: v for k, v in memo.items() if isinstance(v, dict)} if isinstance(memo, dict) else {}
-        memo[self.key] = {"paths": paths, "stdout": "".join(self.stdout), "exit": code, "at": time.time_ns()}
-        memo = dict(sorted(memo.items(), key=lambda kv: kv[1].get("at", 0))[-MAX_ENTRIES:])
-        from levcustom.state.atomic import atomic_write_text
-
-        os.makedirs(os.path.dirname(file), exist_ok=True)
         from pathlib import Path  # here, not at the top: a replay does not need it (~7 ms)
 
-        atomic_write_text(Path(file), json.dumps(memo))
+        from levcustom.state.atomic import atomic_write_text
+
+        folder = memo_dir(_root(self.argv))
+        os.makedirs(folder, exist_ok=True)
+        entry = {"paths": paths, "stdout": "".join(self.stdout), "exit": code}
+        atomic_write_text(Path(entry_file(_root(self.argv), self.key)), json.dumps(entry))
+        with os.scandir(folder) as it:
+            entries = sorted((e.stat().st_mtime_ns, e.path) for e in it if e.name.endswith(".json"))
+        for _, old in entries[:-MAX_ENTRIES]:  # the least recently recorded contexts
+            os.remove(old)
 
 
 _NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre", "gpfs", "afs",

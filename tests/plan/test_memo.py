@@ -150,7 +150,7 @@ def test_special_files_are_compared_skipped_or_refused(tmp_path, monkeypatch):
     rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
     spec = tmp_path / "spec.yaml"
     spec.write_text("x")
-    for path in (str(spec), "/dev/null", "/proc/cpuinfo", memo.memo_file(str(tmp_path))):
+    for path in (str(spec), "/dev/null", "/proc/cpuinfo", memo.entry_file(str(tmp_path), "key")):
         rec._saw(path, True)
     assert [p for p, _, _ in rec._inputs()] == [str(spec)]  # devices, kernel facts and the memo itself are not inputs
     if os.path.isdir("/dev/shm"):  # a repository on a tmpfs under /dev is compared like any other
@@ -210,7 +210,7 @@ def test_symlinks_are_followed_where_glob_follows_them(tmp_path, monkeypatch):
 def test_caches_the_plan_did_not_write_are_inputs(tmp_path, monkeypatch):
     monkeypatch.setattr(memo, "RACY_NS", -(10**19))
     # LEVCUSTOM_CACHE or HF_HOME may point into .levcustom/cache: a model config there is an input.
-    config = Path(memo.memo_file(str(tmp_path))).parent / "shared" / "models" / "acme--big" / "config.json"
+    config = Path(memo.memo_dir(str(tmp_path))).parent / "shared" / "models" / "acme--big" / "config.json"
     config.parent.mkdir(parents=True)
     config.write_text("{}")
     rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
@@ -236,7 +236,7 @@ def test_network_filesystems_are_never_recorded(tmp_path, monkeypatch):
 
 def test_creating_a_folder_that_exists_derives_nothing_inside_it(tmp_path, monkeypatch):
     monkeypatch.setattr(memo, "RACY_NS", -(10**19))
-    cache = Path(memo.memo_file(str(tmp_path))).parent
+    cache = Path(memo.memo_dir(str(tmp_path))).parent
     config = cache / "shared" / "models" / "acme--big" / "config.json"
     config.parent.mkdir(parents=True)
     config.write_text("{}")
@@ -274,18 +274,19 @@ def test_a_broken_memo_never_breaks_a_plan(repo, tmp_path, monkeypatch):
     from levcustom.workspace import Workspace
 
     argv = ["plan", "-C", str(repo.root)]
-    file = Path(memo.memo_file(memo._root(argv)))
+    key = memo.context_key(argv)
+    file = Path(memo.entry_file(memo._root(argv), key))
     file.parent.mkdir(parents=True, exist_ok=True)
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
-    key = memo.context_key(argv)
     for entry in ({"paths": [[str(loop), True, None]], "stdout": "stale", "exit": 0},  # stat fails: ELOOP
-                  {"paths": [["/x"]], "stdout": "stale", "exit": 0}, "not an entry"):
-        file.write_text(json.dumps({key: entry}))
+                  {"paths": [["/x"]], "stdout": "stale", "exit": 0}, "not an entry", [1]):
+        file.write_text(json.dumps(entry))
         assert memo.replay(argv) is None
     monkeypatch.setattr(memo, "RACY_NS", -(10**19))
     ws = Workspace(repo.root)
-    for broken in ('{"other": 1}', None):
+    make_plan(ws, read_lock(ws.lockfile), [ws.specs_dir])  # fills the caches: the next plan changes nothing
+    for broken in ("{not json", None):
         if broken is None:  # the memo cannot be written: the plan still succeeds
             file.unlink()
             file.mkdir()
@@ -298,10 +299,25 @@ def test_a_broken_memo_never_breaks_a_plan(repo, tmp_path, monkeypatch):
                 recorder.done(2)
         finally:
             memo._armed = None
+        if broken is not None:  # an unreadable entry is simply replaced
+            assert json.loads(file.read_text())["exit"] == 2
     file.rmdir()
     with memo.recording():  # not armed: records nothing
         pass
     assert not file.exists()
+
+
+def test_the_memo_keeps_the_newest_contexts(tmp_path, monkeypatch):
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+    monkeypatch.setattr(memo, "MAX_ENTRIES", 3)
+    (tmp_path / "spec.yaml").write_text("x")
+    for i in range(5):
+        rec = memo.Recorder(["plan", "-C", str(tmp_path)], f"context-{i}")
+        rec._saw(str(tmp_path / "spec.yaml"), True)
+        rec.done(0)
+        time.sleep(0.01)  # distinct mtimes
+    kept = sorted(os.listdir(memo.memo_dir(str(tmp_path))))
+    assert kept == ["context-2.json", "context-3.json", "context-4.json"]
 
 
 @pytest.fixture(autouse=True)
