@@ -14,10 +14,10 @@ def main() -> None:
     if argv[:1] == ["plan"]:
         from levcustom.plan import memo
 
-        code = memo.replay(argv)
+        memo.arm(argv)
+        code = memo.replay()
         if code is not None:
             sys.exit(code)
-        memo.arm(argv)
     from levcustom.cli import main as cli_main
 
     cli_main()

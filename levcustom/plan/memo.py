@@ -140,12 +140,12 @@ def context_key(argv: list[str]) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
-def replay(argv: list[str]) -> int | None:
-    """Print the memo's output for this plan and return its exit code, or None when the plan must run."""
-    if not _eligible(argv):
+def replay() -> int | None:
+    """Print the memo's output for the armed plan and return its exit code, or None when the plan must run."""
+    if _armed is None:
         return None
     try:
-        with open(entry_file(_root(argv), context_key(argv)), "rb") as f:
+        with open(entry_file(*_armed), "rb") as f:
             entry = json.loads(f.read())
         if not entry or not entry["paths"] or any(_stat(p, follow) != st for p, follow, st in entry["paths"]):
             return None
@@ -180,8 +180,8 @@ class _Tee:
 class Recorder:
     """Collects what one plan reads; ``done(code)`` saves the memo entry if it is safe to replay."""
 
-    def __init__(self, argv: list[str], key: str) -> None:
-        self.argv, self.key = argv, key
+    def __init__(self, root: str, key: str) -> None:
+        self.root, self.key = root, key
         self.read: dict[str, bool] = {}  # path -> follow symlinks
         self.first: dict[tuple[str, bool], list[int] | None | str] = {}  # its stat when first seen
         self.listed: set[str] = set()
@@ -281,7 +281,7 @@ class Recorder:
         A path is classified by the name the plan used (a symlink to /dev/null is an input, and
         refused as a device); it is derived only if both its name and its target are the plan's
         own (its caches, the files it wrote, its code)."""
-        derived = {os.path.normpath(p) for p in self.written} | {memo_dir(_root(self.argv)), _PACKAGE}
+        derived = {os.path.normpath(p) for p in self.written} | {memo_dir(self.root), _PACKAGE}
         derived_real = {os.path.realpath(p) for p in derived}
         network = _network_mounts()
         paths = []
@@ -327,10 +327,10 @@ class Recorder:
 
         from levcustom.state.atomic import atomic_write_text
 
-        folder = memo_dir(_root(self.argv))
+        folder = memo_dir(self.root)
         os.makedirs(folder, exist_ok=True)
         entry = {"paths": paths, "stdout": "".join(self.stdout), "exit": code}
-        atomic_write_text(Path(entry_file(_root(self.argv), self.key)), json.dumps(entry))
+        atomic_write_text(Path(entry_file(self.root, self.key)), json.dumps(entry))
         with os.scandir(folder) as it:
             entries = sorted((e.stat().st_mtime_ns, e.path) for e in it if e.name.endswith(".json"))
         for _, old in entries[:-MAX_ENTRIES]:  # the least recently recorded contexts
@@ -363,17 +363,18 @@ def _inside(path: str, folders) -> bool:
         path = parent
 
 
-_armed: tuple[list[str], str] | None = None  # (argv, context key), set by the console entry point
+_armed: tuple[str, str] | None = None  # (repository root, context key), set by the console entry point
 _active: Recorder | None = None
 _hooked = False
 
 
 def arm(argv: list[str]) -> None:
-    """Called by the console entry point before anything is imported: this plan may be recorded."""
+    """Called by the console entry point before anything is imported: this plan may be replayed
+    (``replay``) or recorded (``recording``). Computes its root and context key once."""
     global _armed
     try:
         if _eligible(argv):
-            _armed = (argv, context_key(argv))
+            _armed = (_root(argv), context_key(argv))
     except Exception:  # no cwd, no stdout...: plan without the memo
         _armed = None
 

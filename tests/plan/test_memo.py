@@ -145,9 +145,8 @@ def test_a_spec_piped_on_stdin_is_never_recorded(repo):
     assert not replayed and other.stdout != first.stdout
 
 
-def test_special_files_are_compared_skipped_or_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(memo, "RACY_NS", -(10**19))  # this test's files are fresh: record them anyway
-    rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+def test_special_files_are_compared_skipped_or_refused(tmp_path, waive_racy_window):
+    rec = memo.Recorder(str(tmp_path), "key")
     spec = tmp_path / "spec.yaml"
     spec.write_text("x")
     for path in (str(spec), "/dev/null", "/proc/cpuinfo", memo.entry_file(str(tmp_path), "key")):
@@ -160,82 +159,76 @@ def test_special_files_are_compared_skipped_or_refused(tmp_path, monkeypatch):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for refused in (str(fifo), f"/proc/self/fd/{os.open(spec, os.O_RDONLY)}"):
-        other = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+        other = memo.Recorder(str(tmp_path), "key")
         other._saw(refused, True)
         assert other._inputs() is None  # a pipe, or this process's own descriptor, can change unseen
 
 
-def test_a_change_while_the_plan_runs_refuses_the_recording(tmp_path, monkeypatch):
-    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+def test_a_change_while_the_plan_runs_refuses_the_recording(tmp_path, waive_racy_window):
     data = tmp_path / "data.jsonl"
     for change in (lambda: data.unlink(), lambda: data.write_text("other bytes")):
         data.write_text("rows\n")
-        rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+        rec = memo.Recorder(str(tmp_path), "key")
         rec._saw(str(data), True)  # what the plan read...
         assert rec._inputs() is not None
         change()  # ...is deleted or rewritten before the plan ends: its output may be stale already
         assert rec._inputs() is None
 
 
-def test_paths_keep_the_spelling_the_kernel_resolved(tmp_path, monkeypatch):
-    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+def test_paths_keep_the_spelling_the_kernel_resolved(tmp_path, monkeypatch, waive_racy_window):
     (tmp_path / "x" / "sub").mkdir(parents=True)
     (tmp_path / "x" / "tiny").mkdir()
     (tmp_path / "x" / "tiny" / "config.json").write_text("{}")
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "lnk").symlink_to(tmp_path / "x" / "sub")
     monkeypatch.chdir(tmp_path)
-    rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    rec = memo.Recorder(str(tmp_path), "key")
     rec.audit("open", ("models/lnk/../tiny/config.json", "r", 0))  # x/tiny/config.json, not models/tiny/...
     [(path, _, st)] = rec._inputs()
     assert path == str(tmp_path / "models/lnk/../tiny/config.json")
     assert st == memo._stat(str(tmp_path / "x" / "tiny" / "config.json"))
 
 
-def test_symlinks_are_followed_where_glob_follows_them(tmp_path, monkeypatch):
-    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+def test_symlinks_are_followed_where_glob_follows_them(tmp_path, waive_racy_window):
     personas = tmp_path / "personas"
     personas.mkdir()
     (personas / "b").symlink_to(tmp_path / "extra" / "b")  # dangling until extra/b is made
-    rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    rec = memo.Recorder(str(tmp_path), "key")
     rec.audit("os.scandir", (str(personas),))  # glob tells folders by DirEntry.is_dir(), in C
     assert [str(personas / "b"), True, None] in rec._inputs()
     masked = tmp_path / "masked.yaml"
     masked.symlink_to("/dev/null")  # a spec masked the systemd way is an input, and a device: refused
-    other = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    other = memo.Recorder(str(tmp_path), "key")
     other._saw(str(masked), True)
     assert other._inputs() is None
 
 
-def test_caches_the_plan_did_not_write_are_inputs(tmp_path, monkeypatch):
-    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+def test_caches_the_plan_did_not_write_are_inputs(tmp_path, waive_racy_window):
     # LEVCUSTOM_CACHE or HF_HOME may point into .levcustom/cache: a model config there is an input.
     config = Path(memo.memo_dir(str(tmp_path))).parent / "shared" / "models" / "acme--big" / "config.json"
     config.parent.mkdir(parents=True)
     config.write_text("{}")
-    rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    rec = memo.Recorder(str(tmp_path), "key")
     rec._saw(str(config), True)
     rec.audit("open", (str(config.parent / "new.json"), "w", 0))  # written by the plan: derived
     rec._saw(str(config.parent / "new.json"), True)
     assert [p for p, _, _ in rec._inputs()] == [str(config)]
 
 
-def test_network_filesystems_are_never_recorded(tmp_path, monkeypatch):
+def test_network_filesystems_are_never_recorded(tmp_path, monkeypatch, waive_racy_window):
     mounts = tmp_path / "mounts"
     mounts.write_text(f"server:/export {tmp_path}/nfs nfs4 rw 0 0\n/dev/sda1 / ext4 rw 0 0\n"
                       f"sshfs#me@host: {tmp_path}/my\\040drive fuse.sshfs rw 0 0\n")
     assert memo._network_mounts(str(mounts)) == {f"{tmp_path}/nfs", f"{tmp_path}/my drive"}
     monkeypatch.setattr(memo, "_network_mounts", lambda: {str(tmp_path / "nfs")})
-    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
     (tmp_path / "nfs").mkdir()
     (tmp_path / "nfs" / "spec.yaml").write_text("x")
-    rec = memo.Recorder(["plan", "-C", str(tmp_path)], "key")
+    rec = memo.Recorder(str(tmp_path), "key")
     rec._saw(str(tmp_path / "nfs" / "spec.yaml"), True)
     assert rec._inputs() is None  # attribute caching can hide an edit from stat for seconds
 
 
-def test_creating_a_folder_that_exists_derives_nothing_inside_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+def test_creating_a_folder_that_exists_derives_nothing_inside_it(tmp_path, waive_racy_window):
     cache = Path(memo.memo_dir(str(tmp_path))).parent
     config = cache / "shared" / "models" / "acme--big" / "config.json"
     config.parent.mkdir(parents=True)
@@ -268,7 +261,7 @@ def test_arming_without_a_working_folder_plans_without_the_memo(tmp_path, monkey
     assert memo._armed is None
 
 
-def test_a_broken_memo_never_breaks_a_plan(repo, tmp_path, monkeypatch):
+def test_a_broken_memo_never_breaks_a_plan(repo, tmp_path, waive_racy_window):
     from levcustom.plan.desired import make_plan
     from levcustom.state.lockfile import read_lock
     from levcustom.workspace import Workspace
@@ -282,8 +275,8 @@ def test_a_broken_memo_never_breaks_a_plan(repo, tmp_path, monkeypatch):
     for entry in ({"paths": [[str(loop), True, None]], "stdout": "stale", "exit": 0},  # stat fails: ELOOP
                   {"paths": [["/x"]], "stdout": "stale", "exit": 0}, "not an entry", [1]):
         file.write_text(json.dumps(entry))
-        assert memo.replay(argv) is None
-    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+        memo.arm(argv)
+        assert memo.replay() is None
     ws = Workspace(repo.root)
     make_plan(ws, read_lock(ws.lockfile), [ws.specs_dir])  # fills the caches: the next plan changes nothing
     for broken in ("{not json", None):
@@ -307,12 +300,11 @@ def test_a_broken_memo_never_breaks_a_plan(repo, tmp_path, monkeypatch):
     assert not file.exists()
 
 
-def test_the_memo_keeps_the_newest_contexts(tmp_path, monkeypatch):
-    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
+def test_the_memo_keeps_the_newest_contexts(tmp_path, monkeypatch, waive_racy_window):
     monkeypatch.setattr(memo, "MAX_ENTRIES", 3)
     (tmp_path / "spec.yaml").write_text("x")
     for i in range(5):
-        rec = memo.Recorder(["plan", "-C", str(tmp_path)], f"context-{i}")
+        rec = memo.Recorder(str(tmp_path), f"context-{i}")
         rec._saw(str(tmp_path / "spec.yaml"), True)
         rec.done(0)
         time.sleep(0.01)  # distinct mtimes
@@ -326,10 +318,9 @@ def _disarmed():
     memo._armed = None
 
 
-def test_only_what_the_plan_changed_is_derived(tmp_path, monkeypatch):
+def test_only_what_the_plan_changed_is_derived(tmp_path, waive_racy_window):
     import shutil
 
-    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
     src, db = tmp_path / "in.jsonl", tmp_path / "state.db"
     src.write_text("rows\n")
     db.write_text("x")
@@ -351,3 +342,9 @@ def test_only_what_the_plan_changed_is_derived(tmp_path, monkeypatch):
         finally:
             os.close(fd)
     assert rec.spoiled
+
+
+@pytest.fixture
+def waive_racy_window(monkeypatch):
+    """Lets the recorder keep the files a test has just written (they are inside the racy window)."""
+    monkeypatch.setattr(memo, "RACY_NS", -(10**19))
